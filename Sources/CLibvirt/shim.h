@@ -1,0 +1,6 @@
+#ifndef NODEOS_CLIBVIRT_SHIM_H
+#define NODEOS_CLIBVIRT_SHIM_H
+#include <libvirt/libvirt.h>
+#include <libvirt/libvirt-qemu.h>
+#include <libvirt/virterror.h>
+#endif

@@ -1,0 +1,93 @@
+import CLibvirt
+import Foundation
+import Synchronization
+
+/// libvirt's default event loop, registered once per process and run on a
+/// thread of its own.
+///
+/// libvirt needs a running event loop for stream callbacks, lifecycle events
+/// and the embedded driver's QEMU monitor. ``ensureRunning()`` registers the
+/// default implementation before the first connection and starts
+/// `virEventRunDefaultImpl()` forever on a dedicated `Thread`.
+public enum EventLoop {
+    private static let started: Result<Void, LibvirtError> = {
+        do throws(LibvirtError) {
+            try Libvirt.call("initialising libvirt") { virInitialize() }
+            try Libvirt.call("registering libvirt's default event loop") { virEventRegisterDefaultImpl() }
+        } catch {
+            return .failure(error)
+        }
+        let thread = Thread {
+            while true {
+                if virEventRunDefaultImpl() < 0 {
+                    // The loop reports its own errors through the error handler; keep running.
+                    virResetLastError()
+                }
+            }
+        }
+        thread.name = "libvirt-event-loop"
+        thread.stackSize = 1 << 20
+        thread.start()
+        return .success(())
+    }()
+
+    /// Registers and starts the event loop if it is not running yet.
+    public static func ensureRunning() throws(LibvirtError) {
+        try started.get()
+    }
+}
+
+/// Where libvirt's own messages go: a file, never the user's terminal.
+///
+/// Call ``redirect(to:)`` before the first connection: it sets
+/// `LIBVIRT_LOG_OUTPUTS` (read once when libvirt initialises) and installs an
+/// error handler that appends each error to the same file instead of printing it.
+public enum LibvirtLog {
+    private static let path = Mutex<String?>(nil)
+
+    /// Sends libvirt's log (warnings and errors) to `file`.
+    public static func redirect(to file: String) {
+        path.withLock { $0 = file }
+        _ = FileManager.default.createFile(atPath: file, contents: nil)
+        // Level 3 = warnings and errors; libvirt reads this once, at initialisation.
+        setenv("LIBVIRT_LOG_OUTPUTS", "3:file:\(file)", 1)
+        setenv("LIBVIRT_LOG_FILTERS", "", 1)
+        virSetErrorFunc(nil) { _, error in
+            guard let error else { return }
+            let message = error.pointee.message.map { String(cString: $0) } ?? "(no message)"
+            LibvirtLog.append("error: code \(error.pointee.code) domain \(error.pointee.domain): \(message)")
+        }
+    }
+
+    /// The file libvirt's messages go to, if redirected.
+    public static var file: String? { path.withLock { $0 } }
+
+    /// Appends one line, stamped with the wall-clock time, to the log file.
+    public static func append(_ line: String) {
+        path.withLock { file in
+            guard let file, let handle = FileHandle(forWritingAtPath: file) else { return }
+            defer { try? handle.close() }
+            _ = try? handle.seekToEnd()
+            let stamp = ISO8601DateFormatter().string(from: Date())
+            try? handle.write(contentsOf: Data("\(stamp) testbed: \(line)\n".utf8))
+        }
+    }
+}
+
+/// Runs blocking libvirt calls off Swift's cooperative thread pool.
+///
+/// libvirt calls block (QEMU monitor round trips, process spawns), so they run
+/// on a dedicated concurrent dispatch queue and are bridged back with a
+/// continuation, as swift-nio's `NIOThreadPool` does for file I/O.
+public enum Blocking {
+    private static let queue = DispatchQueue(label: "org.nodeos.testbed.libvirt", attributes: .concurrent)
+
+    /// Runs `body` on the libvirt queue and returns its result.
+    public static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async {
+                continuation.resume(with: Result { try body() })
+            }
+        }
+    }
+}

@@ -1,0 +1,158 @@
+import Foundation
+import Libvirt
+import Synchronization
+
+/// The host side of the guest agent channel: sends requests, matches answers
+/// by id (they may come in any order), follows `ready`/`shutdown` events and
+/// keeps a transcript (`agent.jsonl`).
+final class AgentClient: Sendable {
+    private struct State {
+        var splitter = LineSplitter()
+        var nextID = 1
+        var pending: [Int: CheckedContinuation<JSONValue, any Error>] = [:]
+        var readyBootID: String?
+        var readyAt: ContinuousClock.Instant?
+        var readyCount = 0
+        var shutdownEvent: String?
+        var stream: DomainStream?
+        var closed: String?
+    }
+
+    private let state = Mutex(State())
+    let notifier = ChangeNotifier()
+    private let transcript: AppendFile
+    private let hostStart: ContinuousClock.Instant
+
+    init(transcriptPath: String, hostStart: ContinuousClock.Instant) {
+        transcript = AppendFile(path: transcriptPath)
+        self.hostStart = hostStart
+    }
+
+    /// Connects the client to an opened channel stream.
+    func attach(_ stream: DomainStream) throws {
+        state.withLock { $0.stream = stream; $0.closed = nil; $0.splitter.reset() }
+        try stream.startReceiving(
+            onData: { [weak self] bytes in self?.receive(bytes) },
+            onEnd: { [weak self] error in self?.fail("the agent channel closed\(error.map { ": \($0.message)" } ?? "")") })
+    }
+
+    /// The boot id of the last `ready` event, and how many were seen.
+    var ready: (bootID: String?, at: ContinuousClock.Instant?, count: Int) {
+        state.withLock { ($0.readyBootID, $0.readyAt, $0.readyCount) }
+    }
+
+    /// The reason in the last `shutdown` event, if any.
+    var shutdownEvent: String? { state.withLock { $0.shutdownEvent } }
+
+    private func log(_ direction: String, _ line: [UInt8]) {
+        let ms = (ContinuousClock.now - hostStart).milliseconds
+        let frame = (try? JSONDecoder().decode(JSONValue.self, from: Data(line))) != nil
+            ? String(decoding: line, as: UTF8.self)
+            : JSONValue.string(String(decoding: line, as: UTF8.self)).jsonText
+        transcript.write(String(format: "{\"t\":%.3f,\"dir\":\"%@\",\"frame\":", ms, direction) + frame + "}\n")
+    }
+
+    /// Called on the event-loop thread with bytes from the guest.
+    func receive(_ bytes: [UInt8]) {
+        let lines: [[UInt8]]
+        do {
+            lines = try state.withLock { try $0.splitter.feed(bytes) }
+        } catch {
+            transcript.write("{\"error\":\(JSONValue.string("\(error)").jsonText)}\n")
+            return
+        }
+        for line in lines {
+            log("in", line)
+            let frame: AgentFrame
+            do {
+                frame = try AgentProtocol.decodeFrame(line)
+            } catch {
+                transcript.write("{\"error\":\(JSONValue.string("\(error)").jsonText)}\n")
+                continue
+            }
+            switch frame {
+            case .response(let id?, let result):
+                let continuation = state.withLock { $0.pending.removeValue(forKey: id) }
+                continuation?.resume(with: result.mapError { $0 as any Error })
+            case .response(nil, _):
+                break // an answer to a line the agent could not parse: logged above
+            case .event(let name, let body):
+                state.withLock { state in
+                    switch name {
+                    case "ready":
+                        state.readyBootID = body["bootId"]?.stringValue
+                        state.readyAt = .now
+                        state.readyCount += 1
+                    case "shutdown":
+                        state.shutdownEvent = body["reason"]?.stringValue ?? "?"
+                    default:
+                        break
+                    }
+                }
+                notifier.notify()
+            }
+        }
+    }
+
+    /// Fails every pending request (the channel or the machine went away).
+    func fail(_ reason: String) {
+        let pending = state.withLock { state in
+            defer { state.pending = [:] }
+            if state.closed == nil { state.closed = reason }
+            return state.pending
+        }
+        for (_, continuation) in pending { continuation.resume(throwing: AgentChannelClosed(reason: reason)) }
+        notifier.notify()
+    }
+
+    /// Forgets the last boot's `ready` (before a reboot).
+    func expectNewBoot() {
+        state.withLock { $0.shutdownEvent = nil }
+    }
+
+    /// Why the channel is closed, if it is.
+    var closedReason: String? { state.withLock { $0.closed } }
+
+    /// Sends one request and waits for its answer (no deadline: the caller brings it).
+    func request(_ op: String, _ fields: [String: JSONValue] = [:]) async throws -> JSONValue {
+        let (id, stream, closed) = state.withLock { state in
+            defer { state.nextID += 1 }
+            return (state.nextID, state.stream, state.closed)
+        }
+        if let closed { throw AgentChannelClosed(reason: closed) }
+        guard let stream else { throw AgentChannelClosed(reason: "the agent channel is not open") }
+        let bytes = AgentProtocol.encodeRequest(id: id, op: op, fields: fields)
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<JSONValue, any Error>) in
+                state.withLock { $0.pending[id] = continuation }
+                if Task.isCancelled {
+                    state.withLock { $0.pending.removeValue(forKey: id) }?.resume(throwing: CancellationError())
+                    return
+                }
+                log("out", Array(bytes.dropLast()))
+                Task.detached { [weak self] in
+                    do {
+                        try await Blocking.run { try stream.send(bytes) }
+                    } catch {
+                        self?.state.withLock { $0.pending.removeValue(forKey: id) }?.resume(throwing: error)
+                    }
+                }
+            }
+        } onCancel: {
+            state.withLock { $0.pending.removeValue(forKey: id) }?.resume(throwing: CancellationError())
+        }
+    }
+
+    func close() {
+        let stream = state.withLock { state in defer { state.stream = nil }; return state.stream }
+        stream?.close()
+        fail("the machine is gone")
+        transcript.close()
+    }
+}
+
+/// The agent channel closed while a request was waiting.
+public struct AgentChannelClosed: Error, CustomStringConvertible, Sendable {
+    public var reason: String
+    public var description: String { reason }
+}

@@ -1,0 +1,195 @@
+import Foundation
+
+/// How the guest's CPU is emulated.
+public enum Accelerator: String, Sendable, Codable, CaseIterable, CustomStringConvertible {
+    /// Hardware virtualisation through `/dev/kvm`.
+    case kvm
+    /// QEMU's software emulator: slow, works everywhere.
+    case tcg
+
+    /// How much longer waits take by default than under KVM.
+    public var deadlineScale: Double {
+        switch self {
+        case .kvm: 1
+        case .tcg: 10
+        }
+    }
+
+    public var description: String { rawValue }
+}
+
+/// Everything needed to write a libvirt domain: the typed form of the XML.
+///
+/// Pure data; ``xml`` renders it. Golden files in the unit tests pin the output.
+public struct DomainSpec: Sendable, Equatable {
+    /// An extra virtio disk, found in the guest by its serial.
+    public struct Disk: Sendable, Equatable {
+        public var path: String
+        public var serial: String
+        public var readOnly: Bool
+        public var format: String
+        public init(path: String, serial: String, readOnly: Bool = false, format: String = "raw") {
+            self.path = path
+            self.serial = serial
+            self.readOnly = readOnly
+            self.format = format
+        }
+    }
+
+    /// A QEMU user-mode (slirp) NIC, optionally captured into a pcap file.
+    public struct Network: Sendable, Equatable {
+        public var model: String
+        /// QEMU `filter-dump` target; `nil` captures nothing.
+        public var capturePath: String?
+        public init(model: String = "virtio", capturePath: String? = nil) {
+            self.model = model
+            self.capturePath = capturePath
+        }
+    }
+
+    public var name: String
+    public var accelerator: Accelerator
+    public var memoryMiB: Int
+    public var vcpus: Int
+    public var machineType: String
+    public var emulator: String
+    public var kernel: String
+    public var commandLine: String
+    /// The read-only root file system: always the first disk (`/dev/vda`).
+    public var rootfs: String
+    public var disks: [Disk]
+    public var network: Network?
+    /// The agent's virtio-serial channel (`org.nodeos.agent`).
+    public var agentChannel: Bool
+    public var rng: Bool
+    /// Balloon statistics period in seconds; `nil` for no balloon.
+    public var balloonStatsPeriod: Int?
+    /// The libvirt netdev id QEMU's `filter-dump` attaches to (libvirt names the first NIC's netdev `hostnet0`).
+    public static let firstNetdevID = "hostnet0"
+
+    public init(
+        name: String, accelerator: Accelerator = .tcg, memoryMiB: Int = 512, vcpus: Int = 1,
+        machineType: String = "pc", emulator: String = "/usr/bin/qemu-system-x86_64",
+        kernel: String, commandLine: String, rootfs: String, disks: [Disk] = [],
+        network: Network? = Network(), agentChannel: Bool = true, rng: Bool = true, balloonStatsPeriod: Int? = 5
+    ) {
+        self.name = name
+        self.accelerator = accelerator
+        self.memoryMiB = memoryMiB
+        self.vcpus = vcpus
+        self.machineType = machineType
+        self.emulator = emulator
+        self.kernel = kernel
+        self.commandLine = commandLine
+        self.rootfs = rootfs
+        self.disks = disks
+        self.network = network
+        self.agentChannel = agentChannel
+        self.rng = rng
+        self.balloonStatsPeriod = balloonStatsPeriod
+    }
+
+    /// The libvirt domain XML.
+    public var xml: String {
+        var x: [String] = []
+        let capture = network?.capturePath
+        x.append("<domain type='\(accelerator == .kvm ? "kvm" : "qemu")'\(capture != nil ? " xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'" : "")>")
+        x.append("  <name>\(escape(name))</name>")
+        x.append("  <memory unit='MiB'>\(memoryMiB)</memory>")
+        x.append("  <vcpu>\(vcpus)</vcpu>")
+        x.append("  <os>")
+        x.append("    <type arch='x86_64' machine='\(escape(machineType))'>hvm</type>")
+        x.append("    <kernel>\(escape(kernel))</kernel>")
+        x.append("    <cmdline>\(escape(commandLine))</cmdline>")
+        x.append("  </os>")
+        x.append("  <features>")
+        x.append("    <acpi/>")
+        x.append("  </features>")
+        x.append(accelerator == .kvm ? "  <cpu mode='host-passthrough' check='none'/>" : "  <cpu mode='maximum' check='none'/>")
+        x.append("  <clock offset='utc'/>")
+        x.append("  <on_poweroff>destroy</on_poweroff>")
+        x.append("  <on_reboot>restart</on_reboot>")
+        x.append("  <on_crash>destroy</on_crash>")
+        x.append("  <devices>")
+        x.append("    <emulator>\(escape(emulator))</emulator>")
+        let all = [Disk(path: rootfs, serial: "nodeos-root", readOnly: true)] + disks
+        for (index, disk) in all.enumerated() {
+            x.append("    <disk type='file' device='disk'>")
+            x.append("      <driver name='qemu' type='\(escape(disk.format))'/>")
+            x.append("      <source file='\(escape(disk.path))'/>")
+            x.append("      <target dev='\(Self.diskName(index))' bus='virtio'/>")
+            if disk.readOnly { x.append("      <readonly/>") }
+            x.append("      <serial>\(escape(disk.serial))</serial>")
+            x.append("    </disk>")
+        }
+        x.append("    <controller type='usb' model='none'/>")
+        if let network {
+            x.append("    <interface type='user'>")
+            x.append("      <model type='\(escape(network.model))'/>")
+            x.append("    </interface>")
+        }
+        x.append("    <serial type='pty'>")
+        x.append("      <target port='0'/>")
+        x.append("    </serial>")
+        x.append("    <console type='pty'>")
+        x.append("      <target type='serial' port='0'/>")
+        x.append("    </console>")
+        if agentChannel {
+            x.append("    <channel type='unix'>")
+            x.append("      <target type='virtio' name='\(AgentProtocol.channelName)'/>")
+            x.append("    </channel>")
+        }
+        x.append("    <video>")
+        x.append("      <model type='none'/>")
+        x.append("    </video>")
+        if rng {
+            x.append("    <rng model='virtio'>")
+            x.append("      <backend model='random'>/dev/urandom</backend>")
+            x.append("    </rng>")
+        }
+        if let period = balloonStatsPeriod {
+            x.append("    <memballoon model='virtio'>")
+            x.append("      <stats period='\(period)'/>")
+            x.append("    </memballoon>")
+        } else {
+            x.append("    <memballoon model='none'/>")
+        }
+        x.append("  </devices>")
+        if let capture {
+            x.append("  <qemu:commandline>")
+            x.append("    <qemu:arg value='-object'/>")
+            x.append("    <qemu:arg value='filter-dump,id=capture0,netdev=\(Self.firstNetdevID),file=\(escape(capture))'/>")
+            x.append("  </qemu:commandline>")
+        }
+        x.append("</domain>")
+        return x.joined(separator: "\n") + "\n"
+    }
+
+    /// `vda`, `vdb`, … `vdz`, `vdaa`, …
+    public static func diskName(_ index: Int) -> String {
+        let letters = Array("abcdefghijklmnopqrstuvwxyz")
+        var name = ""
+        var n = index
+        repeat {
+            name = String(letters[n % 26]) + name
+            n = n / 26 - 1
+        } while n >= 0
+        return "vd" + name
+    }
+
+    private func escape(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.count)
+        for character in text {
+            switch character {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "'": out += "&apos;"
+            case "\"": out += "&quot;"
+            default: out.append(character)
+            }
+        }
+        return out
+    }
+}

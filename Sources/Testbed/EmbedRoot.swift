@@ -1,0 +1,103 @@
+import Foundation
+
+/// The private directory tree of libvirt's embedded QEMU driver
+/// (`qemu:///embed?root=…`), created and swept by the testbed.
+///
+/// Lives at `/tmp/nodeos/<pid>-<n>` (short: unix socket paths are limited to
+/// 108 bytes). An `owner` file records the process id and start time so a
+/// later run can tell a dead owner's leftovers from a live neighbour's.
+public struct EmbedRoot: Sendable {
+    public static let parent = ProcessInfo.processInfo.environment["NODEOS_EMBED_PARENT"] ?? "/tmp/nodeos"
+    public let path: String
+
+    /// The connection URI.
+    public var uri: String { "qemu:///embed?root=\(path)" }
+
+    /// The `qemu.conf` the embedded driver reads: `$root/etc/qemu.conf`
+    /// (checked against libvirt 9.0: the driver's config dir is `$root/etc`).
+    public static let qemuConf = """
+        # Written by the NodeOS testbed for libvirt's embedded QEMU driver.
+        user = "root"
+        group = "root"
+        stdio_handler = "file"
+        remember_owner = 0
+        namespaces = [ ]
+        cgroup_controllers = [ ]
+        security_driver = "none"
+
+        """
+
+    /// Creates a fresh root for this process.
+    public static func create() throws -> EmbedRoot {
+        guard getpwnam("libvirt-qemu") != nil || getuid() != 0 else {
+            throw TestbedError.setup("libvirt's embedded QEMU driver, run as root, needs the system user 'libvirt-qemu', which does not exist: create it with 'useradd --system libvirt-qemu' (the Makefile's setup does this)")
+        }
+        try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        var n = 0
+        var path: String
+        repeat {
+            path = "\(parent)/\(getpid())-\(n)"
+            n += 1
+        } while FileManager.default.fileExists(atPath: path)
+        try FileManager.default.createDirectory(atPath: "\(path)/etc", withIntermediateDirectories: true)
+        try qemuConf.write(toFile: "\(path)/etc/qemu.conf", atomically: true, encoding: .utf8)
+        try "\(getpid()) \(ProcessStartTime.of(getpid()) ?? 0)\n".write(toFile: "\(path)/owner", atomically: true, encoding: .utf8)
+        return EmbedRoot(path: path)
+    }
+
+    /// Removes the tree.
+    public func remove() {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    /// QEMU's log for a domain, written by the embedded driver.
+    public func qemuLog(domain: String) -> String { "\(path)/log/qemu/\(domain).log" }
+
+    /// Removes roots whose owning process is gone, killing any QEMU still
+    /// running from them. Returns what it swept, for the log.
+    @discardableResult
+    public static func sweepLeftovers() -> [String] {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: parent) else { return [] }
+        var swept: [String] = []
+        for entry in entries {
+            let path = "\(parent)/\(entry)"
+            if let owner = try? String(contentsOfFile: "\(path)/owner", encoding: .utf8) {
+                let fields = owner.split(whereSeparator: \.isWhitespace).compactMap { Int64($0) }
+                if fields.count == 2, ProcessStartTime.of(Int32(fields[0])) == fields[1], fields[1] != 0 {
+                    continue // its owner still runs
+                }
+            } else if let pid = Int32(entry.split(separator: "-").first ?? ""), kill(pid, 0) == 0 {
+                continue // being created, or not ours to judge
+            }
+            for pid in processes(mentioning: path + "/") {
+                kill(pid, SIGKILL)
+                swept.append("killed QEMU \(pid) of \(path)")
+            }
+            try? FileManager.default.removeItem(atPath: path)
+            swept.append("removed \(path)")
+        }
+        return swept
+    }
+
+    /// Process ids whose command line contains `text`.
+    public static func processes(mentioning text: String) -> [Int32] {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+        let me = getpid()
+        return entries.compactMap(Int32.init).filter { pid in
+            guard pid != me, let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+            let cmdline = String(decoding: data.map { $0 == 0 ? UInt8(ascii: " ") : $0 }, as: UTF8.self)
+            return cmdline.contains(text)
+        }
+    }
+}
+
+/// A process's start time in clock ticks since boot (`/proc/PID/stat` field 22).
+enum ProcessStartTime {
+    static func of(_ pid: Int32) -> Int64? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // fields[0] is field 3 (state); field 22 is at index 19.
+        return fields.count > 19 ? Int64(fields[19]) : nil
+    }
+}

@@ -1,0 +1,94 @@
+import Foundation
+
+/// A trouble sign watched for on every console, with a name to opt out by.
+///
+/// Like Fedora CoreOS's kola, the testbed fails a machine that shows one of
+/// these even when the test's own assertions passed. Remove one from
+/// ``MachineSpec/checks`` to opt out: `spec.checks.removeAll { $0.name == "kernel-warning" }`.
+public struct ConsoleCheck: Sendable, Hashable {
+    public var name: String
+    public var pattern: ConsolePattern
+    public init(name: String, pattern: ConsolePattern) {
+        self.name = name
+        self.pattern = pattern
+    }
+
+    public static let kernelPanic = ConsoleCheck(name: "kernel-panic", pattern: "Kernel panic")
+    public static let kernelOops = ConsoleCheck(name: "kernel-oops", pattern: .regex(#"\bOops: "#))
+    public static let kernelBug = ConsoleCheck(name: "kernel-bug", pattern: .regex(#"\bBUG: "#))
+    public static let kernelWarning = ConsoleCheck(name: "kernel-warning", pattern: .regex(#"\bWARNING: CPU: "#))
+    public static let outOfMemory = ConsoleCheck(name: "oom-killer", pattern: .regex(#"Out of memory: |invoked oom-killer"#))
+    public static let initUncaught = ConsoleCheck(name: "init-uncaught-exception", pattern: .regex(#"^Node\.js v[0-9]+\.[0-9]+\.[0-9]+\s*$|UnhandledPromiseRejection"#))
+
+    /// Every default check.
+    public static let defaults: [ConsoleCheck] = [.kernelPanic, .kernelOops, .kernelBug, .kernelWarning, .outOfMemory, .initUncaught]
+}
+
+/// What machine to boot: the image, its size, extra kernel parameters and disks.
+///
+/// ```swift
+/// var spec = MachineSpec(name: "web", image: image)
+/// spec.memoryMiB = 256
+/// spec.kernelParameters.append("nodeos.hostname=web")
+/// ```
+public struct MachineSpec: Sendable {
+    /// The machine's name (also its libvirt domain name and artifacts folder).
+    public var name: String
+    public var image: NodeOSImage
+    public var memoryMiB: Int = 512
+    public var vcpus: Int = 1
+    /// Appended to the image's default kernel command line.
+    public var kernelParameters: [String] = []
+    /// Extra disks (home volumes, the config volume), after the rootfs.
+    public var disks: [DomainSpec.Disk] = []
+    /// A user-mode NIC (QEMU slirp).
+    public var network: Bool = true
+    /// Capture the NIC's traffic into `capture.pcap` in the artifacts folder.
+    public var capture: Bool = false
+    /// `nil`: decided by the testbed's probe (KVM only where it was shown to work).
+    public var accelerator: Accelerator?
+    /// Trouble signs watched for on the console.
+    public var checks: [ConsoleCheck] = ConsoleCheck.defaults
+    /// The emulator binary.
+    public var emulator: String = "/usr/bin/qemu-system-x86_64"
+
+    public init(name: String = "nodeos", image: NodeOSImage) {
+        self.name = name
+        self.image = image
+    }
+
+    /// The full kernel command line.
+    public var commandLine: String {
+        ([image.commandLine] + kernelParameters).filter { !$0.isEmpty }.joined(separator: " ")
+    }
+
+    /// The domain this spec becomes.
+    public func domainSpec(name: String, accelerator: Accelerator, capturePath: String?) -> DomainSpec {
+        DomainSpec(
+            name: name, accelerator: accelerator, memoryMiB: memoryMiB, vcpus: vcpus, emulator: emulator,
+            kernel: image.kernelPath, commandLine: commandLine, rootfs: image.rootfsPath, disks: disks,
+            network: network ? DomainSpec.Network(capturePath: capturePath) : nil)
+    }
+}
+
+/// Default deadlines, scaled by the accelerator (TCG is about ten times slower).
+public struct Deadlines: Sendable, Equatable {
+    public var accelerator: Accelerator
+
+    public init(accelerator: Accelerator) {
+        self.accelerator = accelerator
+    }
+
+    private func scaled(_ seconds: Double) -> Duration {
+        .milliseconds(Int64(seconds * accelerator.deadlineScale * 1000))
+    }
+
+    /// Boot to the agent's `ready`: 15 s under KVM.
+    public var agent: Duration { scaled(15) }
+    /// One console expectation: 10 s under KVM.
+    public var console: Duration { scaled(10) }
+    /// One command: 30 s under KVM.
+    public var command: Duration { scaled(30) }
+    /// Clean shutdown: 10 s under KVM.
+    public var shutdown: Duration { scaled(10) }
+}

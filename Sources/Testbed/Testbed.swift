@@ -1,0 +1,270 @@
+import Dispatch
+import Foundation
+import Libvirt
+import Synchronization
+
+/// Something in the testbed itself went wrong (not a test's assertion).
+public enum TestbedError: Error, CustomStringConvertible, Sendable {
+    case setup(String)
+    case libvirt(LibvirtError)
+
+    public var description: String {
+        switch self {
+        case .setup(let message): "testbed setup: \(message)"
+        case .libvirt(let error): error.description
+        }
+    }
+}
+
+/// Where machines run: one libvirt connection (by default libvirt's embedded
+/// QEMU driver under a private root), the run's artifacts folder, and the
+/// cleanup that destroys every machine on every exit path.
+///
+/// ```swift
+/// let testbed = try await Testbed.shared()
+/// let machine = try await Machine.start(MachineSpec(image: image), in: testbed)
+/// ```
+public final class Testbed: Sendable {
+    /// The libvirt URI machines run on.
+    public let uri: String
+    /// The embedded driver's root, when the testbed made one.
+    public let embedRoot: EmbedRoot?
+    /// Where artifacts of this run go.
+    public let artifacts: ArtifactsRun
+    let connection: Connection
+    private final class Handlers: Sendable {
+        let map = Mutex<[String: @Sendable (LifecycleEvent) -> Void]>([:])
+    }
+
+    private let lifecycleHandlers = Handlers()
+    private let names = Mutex<Set<String>>([])
+    private let acceleratorChoice = Mutex<Accelerator?>(nil)
+    private let closed = Atomic<Bool>(false)
+
+    /// The URI to use: `$NODEOS_LIBVIRT_URI` if set, else the embedded driver.
+    public static var configuredURI: String? {
+        ProcessInfo.processInfo.environment["NODEOS_LIBVIRT_URI"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    private static let sharedInstance = Mutex<Testbed?>(nil)
+    private static let sharedLock = AsyncLock()
+
+    /// The process-wide testbed, made on first use and closed at exit.
+    public static func shared() async throws -> Testbed {
+        try await sharedLock.withLock {
+            if let existing = sharedInstance.withLock({ $0 }) { return existing }
+            let testbed = try await Testbed()
+            sharedInstance.withLock { $0 = testbed }
+            return testbed
+        }
+    }
+
+    /// Opens a testbed.
+    /// - Parameters:
+    ///   - uri: a libvirt URI; `nil` means `$NODEOS_LIBVIRT_URI` or a new embedded driver root.
+    ///   - artifacts: where this run's artifacts go.
+    public init(uri: String? = Testbed.configuredURI, artifacts: ArtifactsRun? = nil) async throws {
+        let artifacts = try artifacts ?? ArtifactsRun()
+        self.artifacts = artifacts
+        LibvirtLog.redirect(to: artifacts.root.appendingPathComponent("libvirt.log").path)
+        Cleanup.installOnce()
+        let root: EmbedRoot?
+        if let uri {
+            root = nil
+            self.uri = uri
+        } else {
+            for line in EmbedRoot.sweepLeftovers() { LibvirtLog.append("sweep: \(line)") }
+            let made = try EmbedRoot.create()
+            QEMUCapabilitiesCache.restore(into: made)
+            root = made
+            self.uri = made.uri
+        }
+        self.embedRoot = root
+        if let root { Cleanup.register(root: root) }
+        let uri = self.uri
+        do {
+            connection = try await Blocking.run { try Connection(uri: uri) }
+        } catch let error as LibvirtError {
+            root?.remove()
+            if let root { Cleanup.unregister(root: root) }
+            throw TestbedError.libvirt(error)
+        }
+        try connection.onLifecycleEvent { [lifecycleHandlers] event in
+            let handler = lifecycleHandlers.map.withLock { $0[event.domain] }
+            handler?(event)
+        }
+    }
+
+    /// Destroys every machine still running, closes the connection and removes the embedded root.
+    public func close() async {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let connection = self.connection
+        let root = embedRoot
+        _ = try? await Blocking.run {
+            Cleanup.destroyAll(of: connection)
+            connection.close()
+            if let root {
+                QEMUCapabilitiesCache.save(from: root)
+                root.remove()
+                Cleanup.unregister(root: root)
+            }
+        }
+    }
+
+    /// A domain name not used yet in this testbed: `name`, `name-2`, …
+    func reserveName(_ name: String) -> String {
+        names.withLock { names in
+            var candidate = name
+            var n = 2
+            while names.contains(candidate) {
+                candidate = "\(name)-\(n)"
+                n += 1
+            }
+            names.insert(candidate)
+            return candidate
+        }
+    }
+
+    func releaseName(_ name: String) {
+        _ = names.withLock { $0.remove(name) }
+    }
+
+    func onLifecycle(of domain: String, _ handler: (@Sendable (LifecycleEvent) -> Void)?) {
+        lifecycleHandlers.map.withLock { $0[domain] = handler }
+    }
+
+    /// The accelerator machines use, decided once per testbed (see ``AcceleratorProbe``).
+    public func accelerator(for image: NodeOSImage) async throws -> Accelerator {
+        if let known = acceleratorChoice.withLock({ $0 }) { return known }
+        let chosen = try await AcceleratorProbe.decide(image: image, testbed: self)
+        acceleratorChoice.withLock { $0 = chosen }
+        return chosen
+    }
+}
+
+/// Destroys the testbed's machines and removes its embedded roots on every
+/// exit path: normal exit (`atexit`), SIGINT (exit 130) and SIGTERM (exit 143).
+enum Cleanup {
+    private struct State {
+        var domains: [ObjectIdentifier: Domain] = [:]
+        var roots: [String: EmbedRoot] = [:]
+        var installed = false
+    }
+
+    private static let state = Mutex(State())
+    // Written once, under `installOnce`'s guard; kept only so the sources stay alive.
+    nonisolated(unsafe) private static var signalSources: [any DispatchSourceSignal] = []
+
+    static func installOnce() {
+        let first = state.withLock { state in
+            defer { state.installed = true }
+            return !state.installed
+        }
+        guard first else { return }
+        atexit { Cleanup.runNow() }
+        var sources: [any DispatchSourceSignal] = []
+        for (signo, code) in [(SIGINT, Int32(130)), (SIGTERM, Int32(143))] {
+            signal(signo, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
+            source.setEventHandler {
+                Cleanup.runNow()
+                _exit(code)
+            }
+            source.resume()
+            sources.append(source)
+        }
+        signalSources = sources
+    }
+
+    static func register(domain: Domain) { state.withLock { $0.domains[ObjectIdentifier(domain)] = domain } }
+    static func unregister(domain: Domain) { _ = state.withLock { $0.domains.removeValue(forKey: ObjectIdentifier(domain)) } }
+    static func register(root: EmbedRoot) { state.withLock { $0.roots[root.path] = root } }
+    static func unregister(root: EmbedRoot) { _ = state.withLock { $0.roots.removeValue(forKey: root.path) } }
+
+    /// Destroys what is registered under `connection`'s testbed: every domain it still runs.
+    static func destroyAll(of connection: Connection) {
+        for domain in (try? connection.allDomains()) ?? [] where domain.isActive() {
+            try? domain.destroy()
+        }
+    }
+
+    /// Destroys every registered domain and removes every registered root.
+    static func runNow() {
+        let (domains, roots) = state.withLock { state in
+            defer { state.domains = [:]; state.roots = [:] }
+            return (Array(state.domains.values), Array(state.roots.values))
+        }
+        for domain in domains where domain.isActive() {
+            try? domain.destroy()
+        }
+        for root in roots {
+            // QEMU processes of this root that libvirt did not know about (or could not reach).
+            for pid in EmbedRoot.processes(mentioning: root.path + "/") { kill(pid, SIGKILL) }
+            root.remove()
+        }
+    }
+}
+
+/// Keeps QEMU's capability probe (libvirt runs QEMU once to learn what it can
+/// do, about a second) across runs: each new embedded root starts with the
+/// last run's cache. libvirt re-validates it against the QEMU binary itself.
+enum QEMUCapabilitiesCache {
+    static var directory: String {
+        let base = ProcessInfo.processInfo.environment["XDG_CACHE_HOME"] ?? (NSHomeDirectory() + "/.cache")
+        return base + "/nodeos/qemu-capabilities"
+    }
+
+    static func restore(into root: EmbedRoot) {
+        let target = root.path + "/cache/qemu/capabilities"
+        guard let files = try? FileManager.default.contentsOfDirectory(atPath: directory), !files.isEmpty else { return }
+        try? FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+        for file in files {
+            try? FileManager.default.copyItem(atPath: directory + "/" + file, toPath: target + "/" + file)
+        }
+    }
+
+    static func save(from root: EmbedRoot) {
+        let source = root.path + "/cache/qemu/capabilities"
+        guard let files = try? FileManager.default.contentsOfDirectory(atPath: source), !files.isEmpty else { return }
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        for file in files {
+            try? FileManager.default.removeItem(atPath: directory + "/" + file)
+            try? FileManager.default.copyItem(atPath: source + "/" + file, toPath: directory + "/" + file)
+        }
+    }
+}
+
+/// A lock held across `await`s (one holder at a time, FIFO).
+final class AsyncLock: Sendable {
+    private struct State {
+        var locked = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let state = Mutex(State())
+
+    func withLock<T: Sendable>(_ body: () async throws -> T) async rethrows -> T {
+        await acquire()
+        defer { release() }
+        return try await body()
+    }
+
+    private func acquire() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let acquired = state.withLock { state in
+                if !state.locked { state.locked = true; return true }
+                state.waiters.append(continuation)
+                return false
+            }
+            if acquired { continuation.resume() }
+        }
+    }
+
+    private func release() {
+        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            if state.waiters.isEmpty { state.locked = false; return nil }
+            return state.waiters.removeFirst()
+        }
+        next?.resume()
+    }
+}

@@ -1,0 +1,2 @@
+import Testbed
+print("testbed")
