@@ -1,0 +1,49 @@
+# NodeOS and its testbed. `make demo` and `make test` do all the set-up on a
+# fresh Debian 12 machine (as root): packages, the pinned node, the kernel.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+IMAGE := build/image
+NODE := build/node/bin/node
+
+APT_PACKAGES := linux-source-6.1 build-essential flex bison bc libelf-dev libssl-dev lz4 \
+  cpio xz-utils erofs-utils e2fsprogs qemu-system-x86 qemu-utils \
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-dev libvirt-clients libpcap-dev python3-pip
+
+.PHONY: help deps image test test-guest test-image test-swift demo clean
+
+help:
+	@echo "make demo    build what is missing, boot NodeOS and run the shipped scenarios"
+	@echo "make test    run every test (guest unit tests, image boot test, swift test)"
+	@echo "make image   build the NodeOS image into $(IMAGE) (kernel cached in ~/.cache/nodeos)"
+
+# Installs only what is missing, so a second run costs a dpkg query.
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@# The embedded QEMU driver refuses to start without this account, even as root.
+	@getent passwd libvirt-qemu >/dev/null || useradd --system --no-create-home --shell /usr/sbin/nologin libvirt-qemu
+
+image: deps
+	images/build.sh $(IMAGE)
+
+test-guest: image
+	$(NODE) --test images/test/*.test.js
+
+# The plain-QEMU runner boots the image and checks what issue #2 promises.
+test-image: image
+	$(NODE) --test images/test-boot/*.test.js
+
+test-swift: image
+	swift build --build-tests
+	swift test
+
+test: test-guest test-image test-swift
+
+demo: image
+	images/qemu-boot --until-ready
+
+clean:
+	rm -rf build .build artifacts

@@ -1,0 +1,519 @@
+'use strict';
+// PID 1. Boots the machine in named steps, each of which may fail without
+// stopping the others: a JavaScript error here is logged on the console, a
+// rescue shell is offered, and the agent stays up. The kernel never panics
+// because of init, except when asked to through nodeos.test.exit.
+
+const fs = require('fs');
+const path = require('path');
+const { performance } = require('perf_hooks');
+const phases = require('./phases');
+const { parseCmdline } = require('./cmdline');
+const { parseConfigVolume, defaultUid } = require('./config');
+
+const RUN = '/run/nodeos';
+const system = {
+  addon: null,
+  settings: null,
+  config: null,
+  configResult: { applied: false, errors: [], source: 'none' },
+  phases: {},
+  bootId: '',
+  users: new Map(), // name -> { uid, gid, home, volume }
+  homes: [], // mounted home paths, unmounted at shutdown
+  spawned: new Set(), // pids that libuv owns; the reaper must not touch them
+  services: new Map(),
+  agent: null,
+  shuttingDown: false,
+};
+
+function log(line) { try { fs.writeSync(1, line + '\n'); } catch { /* console gone */ } }
+function error(step, message) { log(`nodeos: error ${step}: ${message}`); }
+function warning(step, message) { log(`nodeos: warning ${step}: ${message}`); }
+
+function sleepSync(ms) { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms); }
+
+function phase(name, ms = phases.kernelClockMs()) {
+  const delay = system.settings?.testDelay;
+  if (delay && delay.phase === name) { sleepSync(delay.ms); ms = phases.kernelClockMs(); }
+  system.phases[name] = Number(ms.toFixed(3));
+  log(phases.formatPhase(name, ms, name === 'ready' ? `boot=${system.bootId}` : ''));
+}
+
+function step(name, fn) {
+  try {
+    return fn();
+  } catch (e) {
+    error(name, e.stack || e.message);
+    return undefined;
+  }
+}
+
+// --- mounts -----------------------------------------------------------------
+
+function mountAll() {
+  const a = system.addon;
+  const mount = (source, target, type, flags, data) => {
+    fs.mkdirSync(target, { recursive: true });
+    a.mount(source, target, type, flags, data);
+  };
+  const secure = a.MS_NOSUID | a.MS_NODEV;
+  mount('proc', '/proc', 'proc', secure | a.MS_NOEXEC);
+  mount('sysfs', '/sys', 'sysfs', secure | a.MS_NOEXEC);
+  if (!fs.existsSync('/dev/null')) mount('devtmpfs', '/dev', 'devtmpfs', a.MS_NOSUID, 'mode=0755');
+  for (const [target, mode] of [['/run', '0755'], ['/tmp', '1777'], ['/var', '0755'], ['/etc', '0755'], ['/home', '0755'], ['/root', '0700'], ['/dev/shm', '1777']]) {
+    mount('tmpfs', target, 'tmpfs', secure, `mode=${mode},size=50%`);
+  }
+  fs.mkdirSync(RUN, { recursive: true });
+  fs.mkdirSync('/var/log', { recursive: true });
+  fs.mkdirSync('/var/tmp', { recursive: true, mode: 0o1777 });
+}
+
+// --- the boot configuration ---------------------------------------------------
+
+function findDiskBySerial(serial) {
+  for (const name of safeReaddir('/sys/block')) {
+    try {
+      if (fs.readFileSync(`/sys/block/${name}/serial`, 'utf8').trim() === serial) return `/dev/${name}`;
+    } catch { /* not a virtio disk */ }
+  }
+  return null;
+}
+
+function disksBySerial() {
+  const disks = [];
+  for (const name of safeReaddir('/sys/block')) {
+    try { disks.push({ device: `/dev/${name}`, serial: fs.readFileSync(`/sys/block/${name}/serial`, 'utf8').trim() }); } catch { /* no serial */ }
+  }
+  return disks;
+}
+
+function safeReaddir(dir) { try { return fs.readdirSync(dir); } catch { return []; } }
+
+function readConfigVolume(device) {
+  const fd = fs.openSync(device, 'r');
+  try {
+    const max = 4 * 1024 * 1024;
+    const chunks = [];
+    let total = 0;
+    const buffer = Buffer.alloc(64 * 1024);
+    for (;;) {
+      const n = fs.readSync(fd, buffer, 0, buffer.length, total);
+      if (n === 0) break;
+      const chunk = Buffer.from(buffer.subarray(0, n));
+      chunks.push(chunk);
+      total += n;
+      if (chunk.includes(0) || total >= max) break;
+    }
+    return Buffer.concat(chunks);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function loadConfig() {
+  const device = findDiskBySerial(system.settings.config);
+  if (!device) { system.configResult = { applied: true, errors: [], source: 'none' }; return; }
+  const { config, errors } = parseConfigVolume(readConfigVolume(device));
+  system.configResult = { applied: errors.length === 0, errors, source: device };
+  if (errors.length) {
+    log('nodeos: config failed');
+    for (const e of errors) error('config', e);
+    return;
+  }
+  system.config = config;
+  log('nodeos: config ok');
+}
+
+function writeConfigResult() {
+  const result = { bootId: system.bootId, ...system.configResult };
+  fs.writeFileSync(`${RUN}/config-result.json`, JSON.stringify(result, null, 2) + '\n');
+}
+
+// --- users and homes ---------------------------------------------------------
+
+function addUser(name, fields) {
+  const existing = system.users.get(name) || {};
+  const home = name === 'root' ? '/root' : `/home/${name}`;
+  const uid = fields.uid ?? existing.uid ?? defaultUid(name);
+  system.users.set(name, { name, home, uid, gid: fields.gid ?? existing.gid ?? uid, password: null, shell: '/bin/nsh', ...existing, ...fields });
+}
+
+function mountHomes() {
+  const a = system.addon;
+  for (const [name, user] of Object.entries(system.config?.users ?? {})) {
+    addUser(name, { uid: name === 'root' ? 0 : user.uid, gid: user.gid, password: user.password ?? null, shell: user.shell ?? '/bin/nsh' });
+  }
+  if (!system.users.has('root')) addUser('root', { uid: 0, gid: 0 });
+  for (const { device, serial } of disksBySerial()) {
+    const m = /^home-([a-z_][a-z0-9_-]{0,31})$/.exec(serial);
+    if (!m) continue;
+    const name = m[1];
+    const target = name === 'root' ? '/root' : `/home/${name}`;
+    fs.mkdirSync(target, { recursive: true });
+    let readOnly = false;
+    try {
+      a.mount(device, target, 'ext4', a.MS_NOSUID | a.MS_NODEV | a.MS_NOATIME, '');
+    } catch (first) {
+      try {
+        a.mount(device, target, 'ext4', a.MS_NOSUID | a.MS_NODEV | a.MS_RDONLY, 'noload');
+        readOnly = true;
+        error('homes', `${serial} (${device}): could not be mounted read-write (${first.code}); mounted read-only, check it with e2fsck`);
+      } catch (second) {
+        error('homes', `${serial} (${device}): not mounted (${second.code}: ${second.message}); ${name}'s home is ephemeral this boot`);
+        continue;
+      }
+    }
+    system.homes.push(target);
+    // The owner of the volume's root directory is the user's uid: it travels
+    // with the volume, so a home keeps its owner across boots and machines.
+    const stat = fs.statSync(target);
+    const configured = system.config?.users?.[name]?.uid;
+    let uid = name === 'root' ? 0 : stat.uid !== 0 ? stat.uid : configured ?? defaultUid(name);
+    if (configured !== undefined && name !== 'root' && stat.uid !== 0 && stat.uid !== configured) {
+      warning('homes', `${serial}: the volume belongs to uid ${stat.uid}, the configuration says ${configured}; the volume wins`);
+    }
+    const gid = stat.uid !== 0 ? stat.gid : system.config?.users?.[name]?.gid ?? uid;
+    if (!readOnly) {
+      fs.chownSync(target, uid, gid);
+      fs.chmodSync(target, 0o700);
+    }
+    addUser(name, { uid, gid, volume: device, readOnly });
+  }
+  // Users without a volume get an ephemeral home in RAM.
+  for (const user of system.users.values()) {
+    if (user.volume) continue;
+    fs.mkdirSync(user.home, { recursive: true });
+    fs.chownSync(user.home, user.uid, user.gid);
+    fs.chmodSync(user.home, 0o700);
+  }
+  writeEtc();
+}
+
+function writeEtc() {
+  const users = [...system.users.values()].sort((x, y) => x.uid - y.uid);
+  fs.writeFileSync('/etc/passwd', users.map((u) => `${u.name}:x:${u.uid}:${u.gid}:${u.name}:${u.home}:${u.shell}\n`).join(''));
+  fs.writeFileSync('/etc/group', users.map((u) => `${u.name}:x:${u.gid}:\n`).join(''));
+  fs.writeFileSync('/etc/hostname', require('os').hostname() + '\n');
+  fs.writeFileSync('/etc/hosts', `127.0.0.1 localhost\n127.0.1.1 ${require('os').hostname()}\n`);
+  const registry = system.config?.registry;
+  fs.writeFileSync('/etc/npmrc', [
+    registry ? `registry=${registry}` : null,
+    'prefix=${HOME}', 'cache=${HOME}/.npm', 'update-notifier=false', 'fund=false', 'audit=false', 'loglevel=warn',
+  ].filter(Boolean).join('\n') + '\n');
+}
+
+// Who an agent request runs as: a user by name, a raw uid, or root.
+system.account = (message) => {
+  let user = system.users.get('root');
+  if (typeof message.user === 'string') {
+    user = system.users.get(message.user);
+    if (!user) throw Object.assign(new Error(`user: no user ${JSON.stringify(message.user)} on this machine`), { code: 'EINVAL' });
+  } else if (Number.isInteger(message.uid)) {
+    user = [...system.users.values()].find((u) => u.uid === message.uid) ?? { name: String(message.uid), uid: message.uid, gid: message.gid ?? message.uid, home: '/' };
+  }
+  return {
+    uid: user.uid, gid: Number.isInteger(message.gid) ? message.gid : user.gid, home: user.home,
+    env: { PATH: `${user.home}/bin:/bin:/usr/bin`, HOME: user.home, USER: user.name, LOGNAME: user.name, SHELL: '/bin/nsh' },
+  };
+};
+
+// --- network -----------------------------------------------------------------
+
+function configureNetwork() {
+  const a = system.addon;
+  a.ifup('lo', '127.0.0.1', '255.0.0.0');
+  if (!fs.existsSync('/sys/class/net/eth0')) return;
+  const net = system.settings.net ?? { address: '10.0.2.15', prefix: 24, gateway: '10.0.2.2' };
+  const mask = prefixToMask(net.prefix);
+  a.ifup('eth0', net.address, mask, net.gateway);
+  fs.writeFileSync('/etc/resolv.conf', 'nameserver 10.0.2.3\n');
+}
+
+function prefixToMask(prefix) {
+  const bits = prefix === 0 ? 0 : (~0 << (32 - prefix)) >>> 0;
+  return [24, 16, 8, 0].map((s) => (bits >>> s) & 255).join('.');
+}
+
+// --- processes ---------------------------------------------------------------
+
+// Every child that node spawns is libuv's to wait for; the reaper only takes
+// orphans that were re-parented to PID 1.
+function trackSpawns() {
+  const { ChildProcess } = require('child_process');
+  const original = ChildProcess.prototype.spawn;
+  ChildProcess.prototype.spawn = function spawn(...args) {
+    const result = original.apply(this, args);
+    if (this.pid) {
+      system.spawned.add(this.pid);
+      this.once('exit', () => system.spawned.delete(this.pid));
+    }
+    return result;
+  };
+}
+system.track = (pid) => system.spawned.add(pid);
+system.untrack = () => {};
+
+function reapOrphans() {
+  for (const entry of safeReaddir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    if (pid === 1 || system.spawned.has(pid)) continue;
+    let stat;
+    try { stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8'); } catch { continue; }
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields[0] === 'Z' && fields[1] === '1') {
+      try { system.addon.waitpid(pid, true); } catch { /* raced with libuv */ }
+    }
+  }
+}
+
+function otherProcesses() {
+  const pids = [];
+  for (const entry of safeReaddir('/proc')) {
+    if (!/^\d+$/.test(entry) || entry === '1') continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (fields[1] !== '2' && entry !== '2' && fields[0] !== 'Z') pids.push(Number(entry)); // kthreads hang off pid 2
+    } catch { /* gone */ }
+  }
+  return pids;
+}
+
+function startServices() {
+  for (const service of system.config?.services ?? []) startService(service);
+}
+
+function startService(service) {
+  const { spawn } = require('child_process');
+  const account = system.account({ user: service.user });
+  const state = system.services.get(service.name) ?? { restarts: [], child: null, stopped: false };
+  system.services.set(service.name, state);
+  const logFile = fs.openSync(`/var/log/${service.name}.log`, 'a');
+  const child = spawn(service.argv[0], service.argv.slice(1), {
+    cwd: service.cwd, env: { ...account.env, ...service.env }, uid: account.uid, gid: account.gid, detached: true, stdio: ['ignore', logFile, logFile],
+  });
+  fs.closeSync(logFile);
+  state.child = child;
+  child.on('error', (e) => error(`service ${service.name}`, e.message));
+  child.on('exit', (status, signal) => {
+    state.child = null;
+    if (system.shuttingDown || state.stopped) return;
+    const failed = status !== 0;
+    log(`nodeos: service ${service.name} exited (status ${status}, signal ${signal})`);
+    if (service.restart === 'never' || (service.restart === 'on-failure' && !failed)) return;
+    const now = Date.now();
+    state.restarts = state.restarts.filter((t) => now - t < 60_000);
+    if (state.restarts.length >= 5) {
+      error(`service ${service.name}`, 'crash loop (5 restarts in 60 s), not restarted again');
+      state.stopped = true;
+      return;
+    }
+    state.restarts.push(now);
+    setTimeout(() => startService(service), 200 * state.restarts.length);
+  });
+}
+
+function installPackages() {
+  const { execFileSync } = require('child_process');
+  for (const [name, user] of Object.entries(system.config?.users ?? {})) {
+    if (!user.packages?.length) continue;
+    const account = system.account({ user: name });
+    const started = phases.kernelClockMs();
+    try {
+      execFileSync('/bin/npm', ['install', '--global', ...user.packages], {
+        env: account.env, cwd: account.home, uid: account.uid, gid: account.gid, stdio: ['ignore', 'pipe', 'pipe'], timeout: 600_000,
+      });
+      log(`nodeos: packages ${name} ok ${(phases.kernelClockMs() - started).toFixed(0)}ms ${user.packages.join(' ')}`);
+    } catch (e) {
+      system.configResult.applied = false;
+      const detail = (e.stderr?.toString() || e.message).trim().split('\n').slice(-3).join(' | ');
+      system.configResult.errors.push(`users.${name}.packages: npm install failed: ${detail}`);
+      error('packages', `${name}: npm install ${user.packages.join(' ')} failed: ${detail}`);
+    }
+  }
+}
+
+// --- shutdown ----------------------------------------------------------------
+
+function shutdown(how, reason) {
+  if (system.shuttingDown) return;
+  system.shuttingDown = true;
+  log(`nodeos: shutdown ${how} (${reason})`);
+  try { system.agent?.event('shutdown', { reason: how }); } catch { /* port gone */ }
+  const a = system.addon;
+  try { process.kill(-1, 'SIGTERM'); } catch { /* nothing else runs */ }
+  const deadline = Date.now() + 3000;
+  while (otherProcesses().length && Date.now() < deadline) sleepSync(20);
+  const left = otherProcesses();
+  if (left.length) {
+    warning('shutdown', `${left.length} process(es) ignored SIGTERM, killing: ${left.join(' ')}`);
+    try { process.kill(-1, 'SIGKILL'); } catch { /* gone */ }
+    sleepSync(50);
+  }
+  a.sync();
+  for (const target of system.homes.reverse()) {
+    try {
+      a.umount(target, 0);
+    } catch (e) {
+      warning('shutdown', `umount ${target}: ${e.code}; detaching`);
+      try { a.umount(target, a.MNT_DETACH); } catch { /* nothing more to do */ }
+    }
+  }
+  a.sync();
+  log(how === 'restart' ? 'nodeos: rebooting' : 'nodeos: halted');
+  try { a.reboot(how); } catch (e) { error('shutdown', e.message); }
+}
+system.shutdown = shutdown;
+
+// --- the agent and the console ------------------------------------------------
+
+function findAgentPort() {
+  for (const port of safeReaddir('/sys/class/virtio-ports')) {
+    try {
+      if (fs.readFileSync(`/sys/class/virtio-ports/${port}/name`, 'utf8').trim() === 'org.nodeos.agent') return `/dev/${port}`;
+    } catch { /* unnamed port */ }
+  }
+  return null;
+}
+
+function startAgent() {
+  const device = findAgentPort();
+  if (!device) { warning('agent', 'no virtio port named org.nodeos.agent; the agent is off'); return; }
+  const { createAgent } = require('./agent');
+  const { makeOps } = require('./agent-ops');
+  const fd = fs.openSync(device, 'r+');
+  // Writes block while no host is connected, so they queue off the main thread.
+  const queue = [];
+  let writing = false;
+  const pump = () => {
+    if (writing || queue.length === 0) return;
+    writing = true;
+    const chunk = queue.shift();
+    fs.write(fd, chunk, 0, chunk.length, null, (err, written) => {
+      writing = false;
+      if (!err && written < chunk.length) queue.unshift(chunk.subarray(written));
+      pump();
+    });
+  };
+  const agent = createAgent({ ops: makeOps({ system }), send: (chunk) => { queue.push(chunk); pump(); }, log });
+  system.agent = agent;
+  const buffer = Buffer.alloc(64 * 1024);
+  let idle = 0;
+  const read = () => fs.read(fd, buffer, 0, buffer.length, null, (err, n) => {
+    if (err) { error('agent', `read: ${err.message}`); setTimeout(read, 500); return; }
+    // 0 means no host is connected (virtio_console returns at once): poll.
+    if (n === 0) { idle++; setTimeout(read, idle < 200 ? 10 : 100); return; }
+    idle = 0;
+    agent.receive(Buffer.from(buffer.subarray(0, n)));
+    read();
+  });
+  read();
+  agent.event('ready', { bootId: system.bootId });
+}
+
+system.hello = () => ({
+  protocol: 1,
+  nodeVersion: process.version,
+  kernel: read('/proc/sys/kernel/osrelease'),
+  bootId: system.bootId,
+  hostname: require('os').hostname(),
+  phases: system.phases,
+  config: system.configResult,
+});
+
+function read(file) { try { return fs.readFileSync(file, 'utf8').trim(); } catch { return null; } }
+
+function startConsole() {
+  const tty = require('tty');
+  const { interactive, newState } = require('./nsh');
+  const fd = fs.openSync('/dev/ttyS0', 'r+');
+  try { system.addon.setctty(fd); } catch (e) { warning('console', e.message); }
+  const run = () => {
+    const input = new tty.ReadStream(fd);
+    const output = new tty.WriteStream(fd);
+    const state = newState({ env: system.account({}).env, cwd: '/root' });
+    state.env.TERM = 'vt100';
+    log('nodeos: console shell on ttyS0 (type help)');
+    interactive({ input, output, fd, state, onExit: () => setTimeout(run, 100) });
+  };
+  run();
+}
+
+// --- boot --------------------------------------------------------------------
+
+function main() {
+  const initStart = phases.kernelClockMs();
+  process.on('uncaughtException', (e) => error('init', `uncaught exception: ${e.stack || e}`));
+  process.on('unhandledRejection', (e) => error('init', `unhandled rejection: ${e?.stack || e}`));
+  process.on('SIGINT', () => {}); // Ctrl-C at the console is for the foreground command
+  process.on('SIGTERM', () => shutdown('poweroff', 'SIGTERM'));
+  process.title = 'init';
+
+  system.addon = require('./nodeos.node');
+  try { system.addon.setsid(); } catch { /* already a session leader */ }
+  const ok = step('mounts', mountAll) !== undefined || fs.existsSync('/proc/self');
+  const kmsg = step('kmsg', readKmsg) ?? { records: [], offsetMs: 0 };
+  const cmdline = parseCmdline(read('/proc/cmdline') ?? '');
+  system.settings = cmdline.settings;
+  system.bootId = read('/proc/sys/kernel/random/boot_id') ?? '';
+  const handover = phases.handoverFromKmsg(kmsg.records);
+  const kernelMs = handover === null ? 0 : handover + kmsg.offsetMs;
+  if (handover !== null) phase('kernel', kernelMs);
+  // The process cannot start before the kernel hands over; when the two
+  // clocks' conversion says otherwise (seen under TCG), trust the order.
+  phase('node', Math.max(initStart - performance.now(), kernelMs));
+  phase('init', initStart);
+  for (const e of cmdline.errors) error('cmdline', e);
+  if (system.settings.testExit) { log('nodeos: init exits on purpose (nodeos.test.exit)'); process.exit(1); }
+  if (!ok) error('mounts', 'the basic file systems are missing; carrying on');
+  phase('mounts');
+
+  step('config', loadConfig);
+  const hostname = system.config?.hostname ?? system.settings.hostname;
+  step('hostname', () => system.addon.sethostname(hostname));
+  phase('config');
+  trackSpawns();
+  step('homes', mountHomes);
+  phase('homes');
+  step('network', configureNetwork);
+  phase('network');
+  if (system.settings.agent) step('agent', startAgent);
+  phase('agent');
+  step('packages', installPackages);
+  step('services', startServices);
+  step('config-result', writeConfigResult);
+  phase('ready');
+
+  if (system.settings.shell) step('console', startConsole);
+  process.on('SIGCHLD', () => setImmediate(reapOrphans));
+  setInterval(reapOrphans, 5000).unref();
+}
+
+// Returns the kernel log records plus the offset that turns their clock
+// (local_clock) into CLOCK_MONOTONIC, which every other phase uses: the two
+// drift apart by tens of milliseconds under TCG. A marker record written at a
+// known monotonic time gives the offset.
+function readKmsg() {
+  const marker = `nodeos-clock-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  const writtenAt = phases.kernelClockMs();
+  try { fs.writeFileSync('/dev/kmsg', `<7>${marker}\n`); } catch { /* no offset then */ }
+  const fd = fs.openSync('/dev/kmsg', fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  const records = [];
+  const buffer = Buffer.alloc(8192);
+  try {
+    for (let i = 0; i < 4096; i++) {
+      let n;
+      try { n = fs.readSync(fd, buffer, 0, buffer.length, null); } catch (e) { if (e.code === 'EAGAIN') break; if (e.code === 'EPIPE') continue; throw e; }
+      records.push(buffer.toString('utf8', 0, n));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  const markerRecord = records.find((r) => r.includes(marker));
+  const markerMs = markerRecord ? Number(markerRecord.split(',')[2]) / 1000 : null;
+  return { records, offsetMs: markerMs === null ? 0 : writtenAt - markerMs };
+}
+
+module.exports = { main, prefixToMask };

@@ -1,0 +1,48 @@
+'use strict';
+// Boots the built image with the plain-QEMU runner (images/qemu-boot) and
+// checks the promises of the image itself, with no testbed involved.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const root = path.resolve(__dirname, '..', '..');
+const PHASES = ['kernel', 'node', 'init', 'mounts', 'config', 'homes', 'network', 'agent', 'ready'];
+
+function boot(extra = []) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nodeos-boot-'));
+  const report = path.join(dir, 'report.json');
+  try {
+    const run = spawnSync(path.join(root, 'images', 'qemu-boot'), ['--until-ready', '--report', report, '--timeout', '240', ...extra], { encoding: 'utf8', timeout: 300_000 });
+    const console_ = run.stdout + run.stderr;
+    assert.equal(run.status, 0, `qemu-boot failed:\n${console_.split('\n').slice(-25).join('\n')}`);
+    return { console: console_, report: JSON.parse(fs.readFileSync(report, 'utf8')) };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('the image boots to the ready line under the plain-QEMU runner', () => {
+  const { console: out, report } = boot();
+  const lines = out.split('\n');
+  const phaseLines = lines.filter((l) => /^nodeos: (phase [a-z-]+|ready) \d+\.\d{3}ms/.test(l));
+  assert.deepEqual(phaseLines.map((l) => l.split(' ')[1] === 'ready' ? 'ready' : l.split(' ')[2]), PHASES, 'every boot phase, in order');
+  assert.ok(phaseLines.at(-1).startsWith('nodeos: ready'), 'ready is the last phase line');
+  const times = PHASES.map((p) => report.phases[p]);
+  for (let i = 1; i < times.length; i++) assert.ok(times[i] >= times[i - 1], `phase ${PHASES[i]} (${times[i]}) is not before ${PHASES[i - 1]} (${times[i - 1]})`);
+  assert.match(lines.filter((l) => l.startsWith('ready after ')).at(-1), /^ready after \d+ ms$/);
+  assert.ok(out.includes('nodeos: halted'), 'powered off cleanly through init');
+  assert.equal(report.initExe, '/bin/node', 'PID 1 is node');
+  assert.match(report.hello.nodeVersion, /^v24\./);
+  assert.ok(report.guestUsedMiB > 0 && report.guestUsedMiB < 96, `guest memory in use ${report.guestUsedMiB} MiB`);
+  assert.equal(report.hello.config.applied, true);
+});
+
+test('garbage on the kernel command line is reported and the machine still boots', () => {
+  const { console: out } = boot(['--append', 'nodeos.hostname=-x nodeos.bogus=1']);
+  assert.match(out, /nodeos: error cmdline: nodeos\.hostname=-x: expected a host name/);
+  assert.match(out, /nodeos: error cmdline: unknown parameter nodeos\.bogus/);
+  assert.match(out, /^nodeos: ready /m);
+});
