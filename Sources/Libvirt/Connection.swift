@@ -46,8 +46,9 @@ public final class Connection: @unchecked Sendable {
     /// Starts a transient domain from XML.
     /// - Parameters:
     ///   - startPaused: start with its vCPUs stopped, so consoles can be attached before it runs.
-    ///   - autodestroy: destroy the domain when this connection closes.
-    public func createDomain(xml: String, name: String, startPaused: Bool = false, autodestroy: Bool = true) throws(LibvirtError) -> Domain {
+    ///   - autodestroy: destroy the domain when this connection closes (not
+    ///     supported by the embedded driver in libvirt 9.0).
+    public func createDomain(xml: String, name: String, startPaused: Bool = false, autodestroy: Bool = false) throws(LibvirtError) -> Domain {
         var flags: UInt32 = 0
         if startPaused { flags |= VIR_DOMAIN_START_PAUSED.rawValue }
         if autodestroy { flags |= VIR_DOMAIN_START_AUTODESTROY.rawValue }

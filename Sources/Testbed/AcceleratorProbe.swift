@@ -42,18 +42,19 @@ public enum AcceleratorProbe {
            verdict.host == identity.host, verdict.hostKernel == identity.kernel {
             return verdict.accelerator
         }
-        let (accelerator, reason) = await probe(image: image, testbed: testbed)
+        let (accelerator, reason, conclusive) = await probe(image: image, testbed: testbed)
+        LibvirtLog.append("accelerator probe: \(accelerator) (\(reason))")
+        guard conclusive else { return accelerator }
         let verdict = Verdict(accelerator: accelerator, host: identity.host, hostKernel: identity.kernel,
                               checkedAt: ISO8601DateFormatter().string(from: Date()), reason: reason)
         try? FileManager.default.createDirectory(atPath: (cacheFile as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         if let data = try? JSONEncoder().encode(verdict) { _ = FileManager.default.createFile(atPath: cacheFile, contents: data) }
-        LibvirtLog.append("accelerator probe: \(accelerator) (\(reason))")
         return accelerator
     }
 
     /// Boots the image under KVM (no agent, no shell) and waits for init's
     /// first phase line or the kernel's `Run /sbin/init`.
-    static func probe(image: NodeOSImage, testbed: Testbed) async -> (Accelerator, String) {
+    static func probe(image: NodeOSImage, testbed: Testbed) async -> (Accelerator, String, conclusive: Bool) {
         var spec = MachineSpec(name: "kvm-probe", image: image)
         spec.accelerator = .kvm
         spec.memoryMiB = 256
@@ -62,18 +63,17 @@ public enum AcceleratorProbe {
         spec.checks = []
         do {
             let machine = try await Machine.start(spec, in: testbed)
-            defer { Task { await machine.finish(destroy: true) } }
             do {
                 let match = try await machine.console.expect(
                     success: ["Run /sbin/init", "nodeos: phase"], failure: ["Kernel panic"], timeout: probeDeadline)
                 await machine.finish(destroy: true)
-                return (.kvm, "a KVM guest reached init: \(match.line)")
+                return (.kvm, "a KVM guest reached init: \(match.line)", true)
             } catch {
                 await machine.finish(destroy: true)
-                return (.tcg, "a KVM guest did not reach init within \(probeDeadline.formattedSeconds)")
+                return (.tcg, "a KVM guest did not reach init within \(probeDeadline.formattedSeconds)", true)
             }
         } catch {
-            return (.tcg, "a KVM guest could not start: \(error)")
+            return (.tcg, "a KVM guest could not start: \(error)", false)
         }
     }
 }

@@ -82,6 +82,26 @@ public struct BootTimeline: Sendable, Equatable, Codable {
         }
     }
 
+    /// Host milliseconds at which the guest clock read zero, estimated from
+    /// the phase line that arrived with the least delay (`nil` before any).
+    ///
+    /// init prints some phases after the fact (`kernel` and `node` come out
+    /// when init starts), so a line's arrival time is not when its phase
+    /// happened; its guest timestamp plus this offset is.
+    public var guestClockOffset: Double? {
+        phases.compactMap { phase in phase.guestMilliseconds.map { phase.hostMilliseconds - $0 } }.min()
+    }
+
+    /// Each phase on the host clock: guest timestamp mapped through
+    /// ``guestClockOffset``; host-only events as recorded.
+    public var hostPhases: [(name: String, milliseconds: Double)] {
+        let offset = guestClockOffset
+        return phases.map { phase in
+            if let guest = phase.guestMilliseconds, let offset { return (phase.name, guest + offset) }
+            return (phase.name, phase.hostMilliseconds)
+        }
+    }
+
     /// Whether `ready` was seen.
     public var isReady: Bool { phases.contains { $0.name == "ready" } }
 

@@ -209,6 +209,20 @@ public final class ConsoleLog: Sendable {
         return Array(lines.suffix(count))
     }
 
+    /// The bytes from `offset` on, waiting until there is at least one;
+    /// `nil` once the log is closed and everything was read.
+    public func read(from offset: Int) async -> [UInt8]? {
+        while true {
+            let seen = notifier.version
+            let (chunk, closed) = state.withLock { state in
+                (offset < state.bytes.count ? Array(state.bytes[offset...]) : [], state.closed)
+            }
+            if !chunk.isEmpty { return chunk }
+            if closed != nil || Task.isCancelled { return nil }
+            await notifier.wait(after: seen)
+        }
+    }
+
     /// Waits until a pattern matches at or after `cursor`, the log closes, or
     /// the task is cancelled (the caller brings the deadline).
     public func firstMatch(from cursor: ConsoleCursor, success: [ConsolePattern], failure: [ConsolePattern]) async throws -> ConsoleMatch? {

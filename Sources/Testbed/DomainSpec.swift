@@ -64,15 +64,22 @@ public struct DomainSpec: Sendable, Equatable {
     public var rng: Bool
     /// Balloon statistics period in seconds; `nil` for no balloon.
     public var balloonStatsPeriod: Int?
+    /// A firmware ROM passed as QEMU's `-bios` (qboot boots in a fraction of
+    /// SeaBIOS's time); `nil` keeps QEMU's default.
+    public var firmware: String?
+    /// qboot, the minimal firmware, where QEMU ships it.
+    public static let qboot: String? = FileManager.default.fileExists(atPath: "/usr/share/qemu/qboot.rom") ? "/usr/share/qemu/qboot.rom" : nil
     /// The libvirt netdev id QEMU's `filter-dump` attaches to (libvirt names the first NIC's netdev `hostnet0`).
     public static let firstNetdevID = "hostnet0"
 
     public init(
-        name: String, accelerator: Accelerator = .tcg, memoryMiB: Int = 512, vcpus: Int = 1,
+        name: String, accelerator: Accelerator = .tcg, memoryMiB: Int = 256, vcpus: Int = 1,
         machineType: String = "pc", emulator: String = "/usr/bin/qemu-system-x86_64",
         kernel: String, commandLine: String, rootfs: String, disks: [Disk] = [],
-        network: Network? = Network(), agentChannel: Bool = true, rng: Bool = true, balloonStatsPeriod: Int? = 5
+        network: Network? = Network(), agentChannel: Bool = true, rng: Bool = true, balloonStatsPeriod: Int? = 5,
+        firmware: String? = nil
     ) {
+        self.firmware = firmware
         self.name = name
         self.accelerator = accelerator
         self.memoryMiB = memoryMiB
@@ -99,13 +106,15 @@ public struct DomainSpec: Sendable, Equatable {
         x.append("  <vcpu>\(vcpus)</vcpu>")
         x.append("  <os>")
         x.append("    <type arch='x86_64' machine='\(escape(machineType))'>hvm</type>")
+        if let firmware { x.append("    <loader readonly='yes' type='rom'>\(escape(firmware))</loader>") }
         x.append("    <kernel>\(escape(kernel))</kernel>")
         x.append("    <cmdline>\(escape(commandLine))</cmdline>")
         x.append("  </os>")
         x.append("  <features>")
         x.append("    <acpi/>")
         x.append("  </features>")
-        x.append(accelerator == .kvm ? "  <cpu mode='host-passthrough' check='none'/>" : "  <cpu mode='maximum' check='none'/>")
+        // Under TCG QEMU's default CPU (qemu64) is the cheapest to emulate; node runs on it.
+        if accelerator == .kvm { x.append("  <cpu mode='host-passthrough' check='none'/>") }
         x.append("  <clock offset='utc'/>")
         x.append("  <on_poweroff>destroy</on_poweroff>")
         x.append("  <on_reboot>restart</on_reboot>")

@@ -412,7 +412,7 @@ public actor Machine {
         let timeline = shared.timeline.withLock { $0 }
         var phases: [(name: String, milliseconds: Double)] = [("hostStart", 0)]
         if let first = console.log.firstByteAt { phases.append(("firstConsoleByte", (first - hostStart).milliseconds)) }
-        for phase in timeline.phases { phases.append((phase.name, phase.hostMilliseconds)) }
+        phases += timeline.hostPhases
         phases.sort { $0.milliseconds < $1.milliseconds }
         let guest = timeline.phases.compactMap { phase in phase.guestMilliseconds.map { (name: phase.name, milliseconds: $0) } }
         let manifest = spec.image.manifest

@@ -35,7 +35,7 @@ public struct MachineSpec: Sendable {
     /// The machine's name (also its libvirt domain name and artifacts folder).
     public var name: String
     public var image: NodeOSImage
-    public var memoryMiB: Int = 512
+    public var memoryMiB: Int = 256
     public var vcpus: Int = 1
     /// Appended to the image's default kernel command line.
     public var kernelParameters: [String] = []
@@ -51,6 +51,8 @@ public struct MachineSpec: Sendable {
     public var checks: [ConsoleCheck] = ConsoleCheck.defaults
     /// The emulator binary.
     public var emulator: String = "/usr/bin/qemu-system-x86_64"
+    /// Firmware ROM (`-bios`); default qboot where installed, as `images/qemu-boot` uses.
+    public var firmware: String? = DomainSpec.qboot
 
     public init(name: String = "nodeos", image: NodeOSImage) {
         self.name = name
@@ -67,7 +69,7 @@ public struct MachineSpec: Sendable {
         DomainSpec(
             name: name, accelerator: accelerator, memoryMiB: memoryMiB, vcpus: vcpus, emulator: emulator,
             kernel: image.kernelPath, commandLine: commandLine, rootfs: image.rootfsPath, disks: disks,
-            network: network ? DomainSpec.Network(capturePath: capturePath) : nil)
+            network: network ? DomainSpec.Network(capturePath: capturePath) : nil, firmware: firmware)
     }
 }
 

@@ -1,0 +1,197 @@
+import ArgumentParser
+import Foundation
+import Testbed
+
+@main
+struct TestbedCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "testbed",
+        abstract: "Boots NodeOS images under QEMU through libvirt and drives them.",
+        discussion: """
+            Machines run on libvirt's embedded QEMU driver unless --connect (or \
+            NODEOS_LIBVIRT_URI) names another libvirt URI. Artifacts (console, agent \
+            transcript, domain XML, QEMU and libvirt logs, report) go to \
+            ./artifacts/<run-id>/<machine>/ unless --artifacts (or NODEOS_ARTIFACTS) says otherwise.
+            """,
+        subcommands: [Boot.self])
+}
+
+extension Accelerator: ExpressibleByArgument {}
+
+struct MachineOptions: ParsableArguments {
+    @Option(name: .customLong("image"), help: "The image folder (default: $NODEOS_IMAGE or ./build/image).")
+    var imageDirectory: String?
+
+    @Option(help: "The machine's name.")
+    var name: String = "nodeos"
+
+    @Option(help: "Guest memory in MiB.")
+    var memory: Int = 256
+
+    @Option(help: "Number of vCPUs.")
+    var vcpus: Int = 1
+
+    @Option(name: .customLong("param"), help: "An extra kernel parameter, e.g. nodeos.hostname=web (repeatable).")
+    var parameters: [String] = []
+
+    @Option(name: .customLong("accel"), help: "kvm or tcg (default: probed; KVM only where a probe boot reached init).")
+    var accelerator: Accelerator?
+
+    @Option(name: .customLong("connect"), help: "A libvirt URI (default: $NODEOS_LIBVIRT_URI or the embedded driver).")
+    var uri: String?
+
+    @Option(help: "Where artifacts go (default: $NODEOS_ARTIFACTS or ./artifacts).")
+    var artifacts: String?
+
+    @Flag(help: "Capture the NIC's traffic into capture.pcap in the artifacts.")
+    var capture = false
+
+    func validate() throws {
+        guard memory >= 64 else { throw ValidationError("--memory must be at least 64 (MiB)") }
+        guard (1...8).contains(vcpus) else { throw ValidationError("--vcpus must be between 1 and 8") }
+    }
+
+    func makeSpec() throws -> MachineSpec {
+        let image = try imageDirectory.map { try NodeOSImage(directory: URL(fileURLWithPath: $0)) } ?? NodeOSImage.load()
+        var spec = MachineSpec(name: name, image: image)
+        spec.memoryMiB = memory
+        spec.vcpus = vcpus
+        spec.kernelParameters = parameters
+        spec.accelerator = accelerator
+        spec.capture = capture
+        return spec
+    }
+
+    func makeTestbed() async throws -> Testbed {
+        let run = try ArtifactsRun(base: artifacts.map { URL(fileURLWithPath: $0) } ?? ArtifactsRun.defaultBase)
+        return try await Testbed(uri: uri ?? Testbed.configuredURI, artifacts: run)
+    }
+}
+
+struct Boot: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Boots a NodeOS machine and attaches its console, or prints its boot report.",
+        discussion: """
+            Without --json the serial console is attached to this terminal. Press \
+            Ctrl-] to detach: the machine then shuts down cleanly (through the \
+            agent) and the testbed exits. Ctrl-C is passed to the guest.
+
+            With --json the machine boots until its agent is ready, the boot report \
+            (phases in milliseconds since host start, memory, accelerator, versions) \
+            is printed as JSON, and the machine shuts down cleanly.
+            """)
+
+    @OptionGroup var options: MachineOptions
+
+    @Flag(help: "Boot, print the boot report as JSON, shut down.")
+    var json = false
+
+    @Option(help: "Seconds to wait for the agent (default: scaled by the accelerator).")
+    var timeout: Double?
+
+    func run() async throws {
+        let spec = try options.makeSpec()
+        let testbed = try await options.makeTestbed()
+        do {
+            if json {
+                try await bootReport(spec, testbed)
+            } else {
+                try await interactive(spec, testbed)
+            }
+        } catch {
+            await testbed.close()
+            throw error
+        }
+        await testbed.close()
+    }
+
+    private func bootReport(_ spec: MachineSpec, _ testbed: Testbed) async throws {
+        let machine = try await Machine.start(spec, in: testbed)
+        do {
+            try await machine.waitForAgent(timeout: timeout.map { .milliseconds(Int64($0 * 1000)) })
+            let memory = try await machine.memory()
+            let report = await machine.bootReport(memory: memory)
+            try await machine.shutdown()
+            print(report.json)
+        } catch {
+            await machine.finish(destroy: true)
+            throw error
+        }
+    }
+
+    private func interactive(_ spec: MachineSpec, _ testbed: Testbed) async throws {
+        let machine = try await Machine.start(spec, in: testbed)
+        let terminal = RawTerminal()
+        FileHandle.standardError.write(Data("testbed: console of '\(machine.name)' attached; Ctrl-] detaches and shuts the machine down\r\n".utf8))
+        terminal.enable()
+        let log = machine.console.log
+        let output = Task {
+            var offset = 0
+            while let chunk = await log.read(from: offset) {
+                offset += chunk.count
+                FileHandle.standardOutput.write(Data(chunk))
+            }
+        }
+        let input = StdinReader()
+        for await chunk in input.chunks() {
+            if let detach = chunk.firstIndex(of: 0x1d) { // Ctrl-]
+                if detach > 0 { try? await machine.console.send(Array(chunk[..<detach])) }
+                break
+            }
+            do { try await machine.console.send(chunk) } catch { break }
+            if await machine.isStopped { break }
+        }
+        terminal.restore()
+        FileHandle.standardError.write(Data("\ntestbed: detached; shutting '\(machine.name)' down\n".utf8))
+        if await machine.isStopped {
+            await machine.finish(destroy: true)
+        } else {
+            do {
+                try await machine.shutdown(timeout: machine.deadlines.shutdown)
+            } catch {
+                FileHandle.standardError.write(Data("testbed: clean shutdown failed, destroying: \(error)\n".utf8))
+                await machine.crash()
+            }
+        }
+        output.cancel()
+        FileHandle.standardError.write(Data("testbed: artifacts in \(machine.artifacts.path)\n".utf8))
+    }
+}
+
+/// Puts the terminal in raw mode (no echo, no line editing, no signals) and back.
+final class RawTerminal: @unchecked Sendable {
+    private var saved = termios()
+    private var active = false
+
+    func enable() {
+        guard isatty(STDIN_FILENO) == 1, tcgetattr(STDIN_FILENO, &saved) == 0 else { return }
+        var raw = saved
+        cfmakeraw(&raw)
+        raw.c_oflag |= tcflag_t(OPOST | ONLCR)
+        if tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0 { active = true }
+    }
+
+    func restore() {
+        guard active else { return }
+        _ = tcsetattr(STDIN_FILENO, TCSANOW, &saved)
+        active = false
+    }
+}
+
+/// Reads standard input on a thread of its own and hands out chunks.
+struct StdinReader {
+    func chunks() -> AsyncStream<[UInt8]> {
+        AsyncStream { continuation in
+            let thread = Thread {
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                while true {
+                    let count = read(STDIN_FILENO, &buffer, buffer.count)
+                    if count <= 0 { break }
+                    continuation.yield(Array(buffer[0..<count]))
+                }
+                continuation.finish()
+            }
+            thread.start()
+        }
+    }
+}
