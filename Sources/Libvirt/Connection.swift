@@ -15,11 +15,17 @@ public final class Connection: @unchecked Sendable {
     /// The URI this connection was opened with.
     public let uri: String
     private let callbackIDs = Mutex<[Int32]>([])
+    private static let openLock = NSLock()
 
     /// Opens a connection; starts the event loop first if needed.
     public init(uri: String) throws(LibvirtError) {
         try EventLoop.ensureRunning()
         self.uri = uri
+        // Opening the embedded driver initialises it in-process; libvirt 9.0
+        // crashes or says "state driver is not active" when two threads race
+        // through that, so connections open one at a time.
+        Connection.openLock.lock()
+        defer { Connection.openLock.unlock() }
         self.handle = try Libvirt.call("connecting to '\(uri)'") { virConnectOpen(uri) }
     }
 

@@ -73,20 +73,17 @@ public final class Testbed: Sendable {
             root = nil
             self.uri = uri
         } else {
-            for line in EmbedRoot.sweepLeftovers() { LibvirtLog.append("sweep: \(line)") }
-            let made = try EmbedRoot.create()
-            QEMUCapabilitiesCache.restore(into: made)
-            root = made
-            self.uri = made.uri
+            // libvirt allows one embedded driver root per process: every
+            // embedded testbed of this process shares it.
+            let shared = try EmbeddedDriver.root()
+            root = shared
+            self.uri = shared.uri
         }
         self.embedRoot = root
-        if let root { Cleanup.register(root: root) }
         let uri = self.uri
         do {
             connection = try await Blocking.run { try Connection(uri: uri) }
         } catch let error as LibvirtError {
-            root?.remove()
-            if let root { Cleanup.unregister(root: root) }
             throw TestbedError.libvirt(error)
         }
         try connection.onLifecycleEvent { [lifecycleHandlers] event in
@@ -95,19 +92,20 @@ public final class Testbed: Sendable {
         }
     }
 
-    /// Destroys every machine still running, closes the connection and removes the embedded root.
+    /// Destroys every machine this testbed started that still runs and closes
+    /// its connection. The embedded driver's root is shared by the process
+    /// and removed when the process exits (or is interrupted).
     public func close() async {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         let connection = self.connection
         let root = embedRoot
+        let mine = names.withLock { $0 }
         _ = try? await Blocking.run {
-            Cleanup.destroyAll(of: connection)
-            connection.close()
-            if let root {
-                QEMUCapabilitiesCache.save(from: root)
-                root.remove()
-                Cleanup.unregister(root: root)
+            for domain in (try? connection.allDomains()) ?? [] where mine.contains(domain.name) && domain.isActive() {
+                try? domain.destroy()
             }
+            connection.close()
+            if let root { QEMUCapabilitiesCache.save(from: root) }
         }
     }
 
@@ -181,13 +179,6 @@ enum Cleanup {
     static func register(root: EmbedRoot) { state.withLock { $0.roots[root.path] = root } }
     static func unregister(root: EmbedRoot) { _ = state.withLock { $0.roots.removeValue(forKey: root.path) } }
 
-    /// Destroys what is registered under `connection`'s testbed: every domain it still runs.
-    static func destroyAll(of connection: Connection) {
-        for domain in (try? connection.allDomains()) ?? [] where domain.isActive() {
-            try? domain.destroy()
-        }
-    }
-
     /// Destroys every registered domain and removes every registered root.
     static func runNow() {
         let (domains, roots) = state.withLock { state in
@@ -198,9 +189,28 @@ enum Cleanup {
             try? domain.destroy()
         }
         for root in roots {
+            QEMUCapabilitiesCache.save(from: root)
             // QEMU processes of this root that libvirt did not know about (or could not reach).
             for pid in EmbedRoot.processes(mentioning: root.path + "/") { kill(pid, SIGKILL) }
             root.remove()
+        }
+    }
+}
+
+/// The process's one embedded-driver root (libvirt refuses a second one in
+/// the same process), made on first use after sweeping earlier runs' leftovers.
+enum EmbeddedDriver {
+    private static let made = Mutex<EmbedRoot?>(nil)
+
+    static func root() throws -> EmbedRoot {
+        try made.withLock { made in
+            if let made { return made }
+            for line in EmbedRoot.sweepLeftovers() { LibvirtLog.append("sweep: \(line)") }
+            let root = try EmbedRoot.create()
+            QEMUCapabilitiesCache.restore(into: root)
+            Cleanup.register(root: root)
+            made = root
+            return root
         }
     }
 }

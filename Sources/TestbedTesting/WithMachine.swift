@@ -1,1 +1,103 @@
+import Foundation
 import Testbed
+import Testing
+
+/// Where this package lives, to find `build/image` from any working directory.
+private let packageRoot = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// Test-time facts: is there an image, are we in CI.
+public enum TestbedEnvironment {
+    /// `CI=true`: a missing image is a failure, not a skip.
+    public static var isCI: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
+
+    /// The image folder tests use.
+    public static var imageDirectory: URL { NodeOSImage.defaultDirectory(packageRoot: packageRoot) }
+
+    /// Whether `make image` has produced an image.
+    public static var imageExists: Bool {
+        FileManager.default.fileExists(atPath: imageDirectory.appendingPathComponent("manifest.json").path)
+    }
+
+    /// The message a skipped test carries.
+    public static var skipMessage: String {
+        "no NodeOS image at \(imageDirectory.path): build it with '\(NodeOSImage.buildCommand)' (in CI, CI=true, this fails instead)"
+    }
+
+    /// Loads the image, or skips the current test (outside CI) / fails it (in CI).
+    public static func requireImage(sourceLocation: SourceLocation = #_sourceLocation) throws -> NodeOSImage {
+        if !imageExists && !isCI {
+            try Test.cancel(Comment(rawValue: skipMessage), sourceLocation: sourceLocation)
+        }
+        return try NodeOSImage(directory: imageDirectory)
+    }
+}
+
+extension Trait where Self == ConditionTrait {
+    /// Runs the test only where a NodeOS image exists — or always in CI
+    /// (`CI=true`), where a missing image must fail the test.
+    ///
+    /// ```swift
+    /// @Test(.requiresNodeOSImage) func boots() async throws { … }
+    /// ```
+    public static var requiresNodeOSImage: Self {
+        .enabled(if: TestbedEnvironment.imageExists || TestbedEnvironment.isCI,
+                 Comment(rawValue: TestbedEnvironment.skipMessage))
+    }
+}
+
+/// Boots a machine for the duration of `body`, then tears it down on every
+/// exit path (destroying it if `body` left it running) and keeps its artifacts.
+///
+/// ```swift
+/// @Test func nodeRuns() async throws {
+///     try await withMachine { machine in
+///         #expect(try await machine.succeed("node -p 1+1") == "2\n")
+///     }
+/// }
+/// ```
+///
+/// - Parameters:
+///   - name: the machine's name (default: from the current test's name).
+///   - configure: adjusts the spec (memory, kernel parameters, disks, checks).
+///   - waitForAgent: wait for the agent before `body` runs (default `true`).
+///   - checkProblems: record an issue when a default check fired (a kernel
+///     warning, an uncaught exception in init, …) even if `body` passed.
+/// - Without an image the test is skipped with the command that builds it;
+///   with `CI=true` it fails instead.
+public func withMachine<T: Sendable>(
+    named name: String? = nil,
+    _ configure: (inout MachineSpec) -> Void = { _ in },
+    waitForAgent: Bool = true,
+    checkProblems: Bool = true,
+    sourceLocation: SourceLocation = #_sourceLocation,
+    _ body: (Machine) async throws -> T
+) async throws -> T {
+    let image = try TestbedEnvironment.requireImage(sourceLocation: sourceLocation)
+    let testbed = try await Testbed.shared()
+    var spec = MachineSpec(name: name ?? defaultMachineName(), image: image)
+    configure(&spec)
+    let machine = try await Machine.start(spec, in: testbed)
+    do {
+        if waitForAgent { try await machine.waitForAgent() }
+        let result = try await body(machine)
+        let problems = await machine.problems
+        if checkProblems, !problems.isEmpty {
+            Issue.record(Comment(rawValue: "machine '\(machine.name)' showed trouble on its console:\n" + problems.joined(separator: "\n")
+                + "\n--- artifacts: \(machine.artifacts.path)"), sourceLocation: sourceLocation)
+        }
+        await machine.finish(destroy: true)
+        return result
+    } catch {
+        await machine.finish(destroy: true)
+        throw error
+    }
+}
+
+/// A machine name from the running test: letters, digits and dashes, at most 24.
+func defaultMachineName() -> String {
+    let raw = Test.current?.name ?? "nodeos"
+    let base = raw.split(separator: "(").first.map(String.init) ?? raw
+    let cleaned = String(base.map { $0.isLetter || $0.isNumber ? $0 : "-" }.prefix(24))
+    return cleaned.isEmpty ? "nodeos" : cleaned
+}
