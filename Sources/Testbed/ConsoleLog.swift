@@ -199,11 +199,12 @@ public final class ConsoleLog: Sendable {
 
     /// The last `count` lines (a trailing partial line counts).
     public func lastLines(_ count: Int = 20) -> [String] {
-        let text = state.withLock { state in
-            String(decoding: state.bytes.suffix(64 * 1024), as: UTF8.self)
-        }
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map {
-            String($0).trimmingCharacters(in: CharacterSet(charactersIn: "\r"))
+        let tail = state.withLock { Array($0.bytes.suffix(64 * 1024)) }
+        // Split on bytes: in a Swift String "\r\n" is one Character.
+        var lines = tail.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map { line in
+            var text = String(decoding: line, as: UTF8.self)
+            while text.hasSuffix("\r") { text.removeLast() }
+            return text
         }
         if lines.last == "" { lines.removeLast() }
         return Array(lines.suffix(count))

@@ -241,14 +241,14 @@ public actor Machine {
     /// Runs a command line, split into words as a shell would (quotes and
     /// backslashes respected). No shell runs in the guest: NodeOS has none.
     public func execute(_ command: String, user: String? = nil, timeout: Duration? = nil) async throws -> ExecResult {
-        try await execute(CommandLine.split(command), user: user, timeout: timeout)
+        try await execute(CommandWords.split(command), user: user, timeout: timeout)
     }
 
     /// Runs a command that must succeed; returns its stdout. Throws with the
     /// status, stdout and stderr otherwise.
     @discardableResult
     public func succeed(_ command: String, user: String? = nil, timeout: Duration? = nil) async throws -> String {
-        try await succeed(CommandLine.split(command), user: user, timeout: timeout)
+        try await succeed(CommandWords.split(command), user: user, timeout: timeout)
     }
 
     /// Runs `argv`, which must succeed; returns its stdout.
@@ -264,7 +264,7 @@ public actor Machine {
     /// Runs a command that must fail (non-zero status or a signal); returns the result.
     @discardableResult
     public func fail(_ command: String, user: String? = nil, timeout: Duration? = nil) async throws -> ExecResult {
-        let argv = CommandLine.split(command)
+        let argv = CommandWords.split(command)
         let result = try await execute(argv, user: user, timeout: timeout)
         if result.succeeded {
             throw context.failure(.commandSucceeded, "\(Self.quote(argv)) succeeded but should have failed\n--- stdout ---\n\(result.stdout)--- stderr ---\n\(result.stderr)")
@@ -276,7 +276,7 @@ public actor Machine {
     @discardableResult
     public func waitUntilSucceeds(_ command: String, user: String? = nil, timeout: Duration? = nil) async throws -> String {
         let timeout = timeout ?? deadlines.command
-        let argv = CommandLine.split(command)
+        let argv = CommandWords.split(command)
         let deadline = ContinuousClock.now + timeout
         var last: ExecResult?
         while ContinuousClock.now < deadline {
@@ -437,7 +437,7 @@ public actor Machine {
 }
 
 /// Shell-like word splitting for command strings (no expansion).
-public enum CommandLine {
+public enum CommandWords {
     /// Splits on unquoted whitespace; single quotes keep everything, double
     /// quotes and backslashes work as in `sh`.
     public static func split(_ command: String) -> [String] {
