@@ -153,6 +153,16 @@ function prompt(state) {
 // Drives a terminal: the kernel's line discipline echoes and edits (cooked
 // mode), and input is paused while a command owns the terminal, so a REPL or
 // any other child reads the keys itself.
+// pause() alone keeps libuv reading until the stream's buffer fills, which
+// would steal keys from the command that now owns the terminal.
+function holdInput(input) {
+  input.pause();
+  if (input._handle && input._handle.reading) {
+    input._handle.reading = false;
+    input._handle.readStop();
+  }
+}
+
 function interactive({ input, output, fd, state, onExit, extraBuiltins = {} }) {
   const readline = require('readline');
   const rl = readline.createInterface({ input, terminal: false, crlfDelay: Infinity });
@@ -162,7 +172,7 @@ function interactive({ input, output, fd, state, onExit, extraBuiltins = {} }) {
   rl.on('line', async (line) => {
     if (busy) return;
     busy = true;
-    input.pause();
+    holdInput(input);
     try {
       const extra = extraBuiltins[line.trim().split(/\s+/)[0]];
       if (extra) await extra(line.trim().split(/\s+/).slice(1), state, io);
@@ -172,7 +182,7 @@ function interactive({ input, output, fd, state, onExit, extraBuiltins = {} }) {
     }
     busy = false;
     if (state.exit !== undefined) { rl.close(); return; }
-    input.resume();
+    input.resume(); // node's stream machinery restarts the read itself
     show();
   });
   rl.on('close', () => onExit?.(state.exit ?? 0));
