@@ -30,7 +30,7 @@ let package = Package(
         // The thin, safe Swift layer over libvirt's C API.
         .target(name: "Libvirt", dependencies: ["CLibvirt"]),
         // The harness: specs, machines, console, agent, reports, artifacts.
-        .target(name: "Testbed", dependencies: ["Libvirt"]),
+        .target(name: "Testbed", dependencies: ["Libvirt", "CPcap"]),
         // Swift Testing support: `withMachine { machine in ... }`.
         .target(name: "TestbedTesting", dependencies: ["Testbed"]),
         .executableTarget(

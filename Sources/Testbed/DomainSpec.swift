@@ -167,7 +167,7 @@ public struct DomainSpec: Sendable, Equatable {
         if let capture {
             x.append("  <qemu:commandline>")
             x.append("    <qemu:arg value='-object'/>")
-            x.append("    <qemu:arg value='filter-dump,id=capture0,netdev=\(Self.firstNetdevID),file=\(escape(capture))'/>")
+            x.append("    <qemu:arg value='filter-dump,id=capture0,netdev=\(Self.firstNetdevID),file=\(escape(capture.replacingOccurrences(of: ",", with: ",,")))'/>")
             x.append("  </qemu:commandline>")
         }
         x.append("</domain>")

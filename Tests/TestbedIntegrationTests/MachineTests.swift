@@ -161,3 +161,20 @@ struct CleanupTests {
         return String(decoding: data, as: UTF8.self).contains(root.path + "/")
     }
 }
+
+@Suite("Network capture", .requiresNodeOSImage)
+struct CaptureTests {
+    @Test("filter-dump captures the guest's traffic into capture.pcap")
+    func capturesTraffic() async throws {
+        try await withMachine({ $0.capture = true }) { machine in
+            // A connection attempt to the host's gateway address: a SYN leaves the guest.
+            _ = try await machine.execute(["node", "-e", """
+                const s = require('net').connect(9, '10.0.2.2'); s.on('error', () => {}); setTimeout(() => process.exit(0), 500)
+                """])
+            await machine.crash()
+            let capture = try Capture(contentsOf: machine.artifacts.appendingPathComponent("capture.pcap").path)
+            #expect(capture.packets.contains { $0.ipv4Destination == "10.0.2.2" && $0.tcpDestinationPort == 9 },
+                    "captured \(capture.packets.count) packets")
+        }
+    }
+}
