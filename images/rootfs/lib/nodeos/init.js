@@ -194,6 +194,8 @@ function writeEtc() {
   const users = [...system.users.values()].sort((x, y) => x.uid - y.uid);
   fs.writeFileSync('/etc/passwd', users.map((u) => `${u.name}:x:${u.uid}:${u.gid}:${u.name}:${u.home}:${u.shell}\n`).join(''));
   fs.writeFileSync('/etc/group', users.map((u) => `${u.name}:x:${u.gid}:\n`).join(''));
+  // No password means the account cannot log in ("!"), as in shadow(5).
+  fs.writeFileSync('/etc/shadow', users.map((u) => `${u.name}:${u.password ?? '!'}\n`).join(''), { mode: 0o600 });
   fs.writeFileSync('/etc/hostname', require('os').hostname() + '\n');
   fs.writeFileSync('/etc/hosts', `127.0.0.1 localhost\n127.0.1.1 ${require('os').hostname()}\n`);
   const registry = system.config?.registry;
@@ -449,6 +451,7 @@ function main() {
   process.on('unhandledRejection', (e) => error('init', `unhandled rejection: ${e?.stack || e}`));
   process.on('SIGINT', () => {}); // Ctrl-C at the console is for the foreground command
   process.on('SIGTERM', () => shutdown('poweroff', 'SIGTERM'));
+  process.on('SIGUSR2', () => shutdown('restart', 'SIGUSR2'));
   process.title = 'init';
 
   system.addon = require('./nodeos.node');
