@@ -10,6 +10,7 @@ const { performance } = require('perf_hooks');
 const phases = require('./phases');
 const { parseCmdline } = require('./cmdline');
 const { parseConfigVolume, defaultUid } = require('./config');
+const { inspectSuperblock } = require('./ext4');
 
 const RUN = '/run/nodeos';
 const system = {
@@ -90,6 +91,17 @@ function disksBySerial() {
 
 function safeReaddir(dir) { try { return fs.readdirSync(dir); } catch { return []; } }
 
+function readHead(device, length) {
+  const fd = fs.openSync(device, 'r');
+  try {
+    const buffer = Buffer.alloc(length);
+    const n = fs.readSync(fd, buffer, 0, length, 0);
+    return buffer.subarray(0, n);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 function readConfigVolume(device) {
   const fd = fs.openSync(device, 'r');
   try {
@@ -133,10 +145,11 @@ function writeConfigResult() {
 // --- users and homes ---------------------------------------------------------
 
 function addUser(name, fields) {
+  const given = Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
   const existing = system.users.get(name) || {};
   const home = name === 'root' ? '/root' : `/home/${name}`;
-  const uid = fields.uid ?? existing.uid ?? defaultUid(name);
-  system.users.set(name, { name, home, uid, gid: fields.gid ?? existing.gid ?? uid, password: null, shell: '/bin/nsh', ...existing, ...fields });
+  const uid = given.uid ?? existing.uid ?? defaultUid(name);
+  system.users.set(name, { name, home, password: null, shell: '/bin/nsh', ...existing, ...given, uid, gid: given.gid ?? existing.gid ?? uid });
 }
 
 function mountHomes() {
@@ -151,9 +164,19 @@ function mountHomes() {
     const name = m[1];
     const target = name === 'root' ? '/root' : `/home/${name}`;
     fs.mkdirSync(target, { recursive: true });
-    let readOnly = false;
+    // Never format, never repair: a volume that is not clean ext4 is either
+    // left alone or mounted read-only, and the console says which and why.
+    let superblock;
+    try { superblock = inspectSuperblock(readHead(device, 2048)); } catch (e) { superblock = { ext4: false, reason: `unreadable (${e.code})` }; }
+    if (!superblock.ext4) {
+      error('homes', `${serial} (${device}): not mounted: ${superblock.reason}; ${name}'s home is ephemeral this boot`);
+      continue;
+    }
+    let readOnly = superblock.hasErrors;
     try {
-      a.mount(device, target, 'ext4', a.MS_NOSUID | a.MS_NODEV | a.MS_NOATIME, '');
+      const flags = a.MS_NOSUID | a.MS_NODEV | a.MS_NOATIME | (readOnly ? a.MS_RDONLY : 0);
+      a.mount(device, target, 'ext4', flags, readOnly ? 'errors=remount-ro' : 'errors=remount-ro');
+      if (readOnly) error('homes', `${serial} (${device}): the file system has recorded errors; mounted read-only, check it with e2fsck`);
     } catch (first) {
       try {
         a.mount(device, target, 'ext4', a.MS_NOSUID | a.MS_NODEV | a.MS_RDONLY, 'noload');
@@ -183,6 +206,7 @@ function mountHomes() {
   // Users without a volume get an ephemeral home in RAM.
   for (const user of system.users.values()) {
     if (user.volume) continue;
+    if (user.name !== 'root') warning('homes', `no volume with serial home-${user.name}: ${user.name}'s home is in RAM this boot and is lost at shutdown`);
     fs.mkdirSync(user.home, { recursive: true });
     fs.chownSync(user.home, user.uid, user.gid);
     fs.chmodSync(user.home, 0o700);
