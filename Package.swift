@@ -10,10 +10,13 @@ let package = Package(
         .library(name: "Libvirt", targets: ["Libvirt"]),
         .library(name: "Testbed", targets: ["Testbed"]),
         .library(name: "TestbedTesting", targets: ["TestbedTesting"]),
+        .library(name: "NpmRegistry", targets: ["NpmRegistry"]),
         .executable(name: "testbed", targets: ["testbed"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // C shims: libvirt (+ libvirt-qemu for the qemu namespace API) and libpcap.
@@ -33,6 +36,14 @@ let package = Package(
         .target(name: "Testbed", dependencies: ["Libvirt", "CPcap"]),
         // Swift Testing support: `withMachine { machine in ... }`.
         .target(name: "TestbedTesting", dependencies: ["Testbed"]),
+        // The npm registry the testbed serves to guests (and to the host's npm).
+        .target(
+            name: "NpmRegistry",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "testbed",
             dependencies: [
@@ -46,6 +57,8 @@ let package = Package(
             dependencies: ["Testbed", "Libvirt"],
             resources: [.copy("Golden")]
         ),
+        // The registry against the host's real npm client: no virtual machine.
+        .testTarget(name: "RegistryTests", dependencies: ["NpmRegistry"]),
         // Real machines (slow): skipped until `make image` has run, unless CI=true.
         .testTarget(
             name: "TestbedIntegrationTests",

@@ -1,0 +1,2 @@
+'use strict';
+exports.now = () => new Date().toISOString();

@@ -1,0 +1,3 @@
+'use strict';
+const merge = require('@nodeos/deep-merge');
+exports.load = (overrides = {}) => merge({ greet: 'world' }, overrides);

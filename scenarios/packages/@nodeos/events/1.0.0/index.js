@@ -1,0 +1,3 @@
+'use strict';
+const { EventEmitter } = require('node:events');
+module.exports = EventEmitter;

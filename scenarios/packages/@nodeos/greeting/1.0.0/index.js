@@ -1,0 +1,3 @@
+'use strict';
+const { title } = require('@nodeos/strings');
+exports.greet = (who) => `${title('hello')}, ${who}!`;

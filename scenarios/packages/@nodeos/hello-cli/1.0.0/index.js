@@ -1,0 +1,2 @@
+'use strict';
+exports.version = require('./package.json').version;

@@ -1,0 +1,2 @@
+'use strict';
+exports.version = '1.0.0';

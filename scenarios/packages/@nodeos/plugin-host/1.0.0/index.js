@@ -1,0 +1,4 @@
+'use strict';
+const plugins = [];
+exports.register = (p) => { plugins.push(p); return plugins.length; };
+exports.plugins = plugins;

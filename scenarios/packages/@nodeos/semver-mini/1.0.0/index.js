@@ -1,0 +1,2 @@
+'use strict';
+exports.major = (v) => Number(String(v).split('.')[0]);

@@ -1,0 +1,2 @@
+'use strict';
+exports.upper = (s) => String(s).toUpperCase();

@@ -1,0 +1,2 @@
+'use strict';
+module.exports = (s, n, c = ' ') => String(s).padStart(n, c);
