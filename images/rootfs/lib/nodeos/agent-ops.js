@@ -4,7 +4,6 @@
 
 const fs = require('fs');
 const os = require('os');
-const { spawn } = require('child_process');
 const { RequestError, field } = require('./agent');
 
 const DEFAULT_MAX_OUTPUT = 16 * 1024 * 1024;
@@ -41,7 +40,7 @@ function makeOps({ system }) {
       return await new Promise((resolve, reject) => {
         // detached: a session of its own, so console keys never signal it
         // and a timeout can kill the whole process group.
-        const child = spawn(argv[0], argv.slice(1), { cwd, env, uid: account.uid, gid: account.gid, detached: true, stdio: 'pipe' });
+        const child = system.childProcess().spawn(argv[0], argv.slice(1), { cwd, env, uid: account.uid, gid: account.gid, detached: true, stdio: 'pipe' });
         system.track(child.pid);
         const out = collect(child.stdout, limit);
         const err = collect(child.stderr, limit);

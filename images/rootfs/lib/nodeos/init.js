@@ -6,7 +6,6 @@
 
 const fs = require('fs');
 const path = require('path');
-const { performance } = require('perf_hooks');
 const phases = require('./phases');
 const { parseCmdline } = require('./cmdline');
 const { parseConfigVolume, defaultUid } = require('./config');
@@ -264,9 +263,13 @@ function prefixToMask(prefix) {
 // --- processes ---------------------------------------------------------------
 
 // Every child that node spawns is libuv's to wait for; the reaper only takes
-// orphans that were re-parented to PID 1.
-function trackSpawns() {
-  const { ChildProcess } = require('child_process');
+// orphans that were re-parented to PID 1. child_process costs ~300 ms to load
+// under TCG, so nothing before the ready line loads it unless it must.
+let childProcessModule = null;
+function childProcess() {
+  if (childProcessModule) return childProcessModule;
+  childProcessModule = require('child_process');
+  const { ChildProcess } = childProcessModule;
   const original = ChildProcess.prototype.spawn;
   ChildProcess.prototype.spawn = function spawn(...args) {
     const result = original.apply(this, args);
@@ -276,7 +279,9 @@ function trackSpawns() {
     }
     return result;
   };
+  return childProcessModule;
 }
+system.childProcess = childProcess;
 system.track = (pid) => system.spawned.add(pid);
 system.untrack = () => {};
 
@@ -312,7 +317,7 @@ function startServices() {
 }
 
 function startService(service) {
-  const { spawn } = require('child_process');
+  const { spawn } = childProcess();
   const account = system.account({ user: service.user });
   const state = system.services.get(service.name) ?? { restarts: [], child: null, stopped: false };
   system.services.set(service.name, state);
@@ -342,9 +347,9 @@ function startService(service) {
 }
 
 function installPackages() {
-  const { execFileSync } = require('child_process');
   for (const [name, user] of Object.entries(system.config?.users ?? {})) {
     if (!user.packages?.length) continue;
+    const { execFileSync } = childProcess();
     const account = system.account({ user: name });
     const started = phases.kernelClockMs();
     try {
@@ -453,6 +458,7 @@ function read(file) { try { return fs.readFileSync(file, 'utf8').trim(); } catch
 
 function startConsole() {
   const tty = require('tty');
+  childProcess();
   const { interactive, newState } = require('./nsh');
   const fd = fs.openSync('/dev/ttyS0', 'r+');
   try { system.addon.setctty(fd); } catch (e) { warning('console', e.message); }
@@ -490,7 +496,9 @@ function main() {
   if (handover !== null) phase('kernel', kernelMs);
   // The process cannot start before the kernel hands over; when the two
   // clocks' conversion says otherwise (seen under TCG), trust the order.
-  phase('node', Math.max(initStart - performance.now(), kernelMs));
+  // process.uptime() counts from node's own start; perf_hooks would say the
+  // same but costs ~100 ms to load under TCG.
+  phase('node', Math.max(initStart - process.uptime() * 1000, kernelMs));
   phase('init', initStart);
   for (const e of cmdline.errors) error('cmdline', e);
   if (system.settings.testExit) { log('nodeos: init exits on purpose (nodeos.test.exit)'); process.exit(1); }
@@ -501,7 +509,6 @@ function main() {
   const hostname = system.config?.hostname ?? system.settings.hostname;
   step('hostname', () => system.addon.sethostname(hostname));
   phase('config');
-  trackSpawns();
   step('homes', mountHomes);
   phase('homes');
   step('network', configureNetwork);
@@ -513,7 +520,11 @@ function main() {
   step('config-result', writeConfigResult);
   phase('ready');
 
-  if (system.settings.shell) step('console', startConsole);
+  // Lazy work, after the ready line.
+  setImmediate(() => {
+    step('child-process', childProcess);
+    if (system.settings.shell) step('console', startConsole);
+  });
   process.on('SIGCHLD', () => setImmediate(reapOrphans));
   setInterval(reapOrphans, 5000).unref();
 }
