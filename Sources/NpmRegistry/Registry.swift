@@ -3,6 +3,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import ServiceLifecycle
 import Synchronization
 
 /// An npm registry over a folder of package sources, on loopback at a free port.
@@ -195,6 +196,7 @@ final class Shared: Sendable {
 /// One running Hummingbird server; `.down` stops it, clearing starts another.
 private struct Listener: Sendable {
     let port: Int
+    let group: ServiceGroup
     let task: Task<Void, any Error>
 
     static func start(host: String, port: Int, shared: Shared) async throws -> Listener {
@@ -207,12 +209,13 @@ private struct Listener: Sendable {
             onServerRunning: { channel in continuation.yield(channel.localAddress?.port ?? 0) },
             logger: logger
         )
+        let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
         let task = Task {
             defer { continuation.finish() }
-            try await app.run()
+            try await group.run()
         }
         for await boundPort in bound {
-            return Listener(port: boundPort, task: task)
+            return Listener(port: boundPort, group: group, task: task)
         }
         // The stream ended without a port: the server never came up.
         do {
@@ -225,10 +228,17 @@ private struct Listener: Sendable {
         }
     }
 
-    /// Closes the listening socket and waits until it is gone.
-    func stop() async {
-        task.cancel()
+    /// Closes the listening socket, lets requests in flight finish (for up to
+    /// `grace`), then cancels what is left, and waits until it is all gone.
+    func stop(grace: Duration = .seconds(5)) async {
+        await group.triggerGracefulShutdown()
+        let task = self.task
+        let watchdog = Task {
+            try await Task.sleep(for: grace)
+            task.cancel()
+        }
         _ = try? await task.value
+        watchdog.cancel()
     }
 }
 
