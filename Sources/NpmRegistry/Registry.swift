@@ -64,7 +64,12 @@ public actor Registry {
     ///   - host: the address to listen on; keep the default, loopback.
     ///   - port: 0 for a free port.
     public static func start(packages: URL, host: String = "127.0.0.1", port: Int = 0) async throws -> Registry {
-        let catalog = try Catalog.load(from: packages)
+        // Reading and packing the folder blocks (files, tar for ready tarballs): off the cooperative pool.
+        let catalog = try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try Catalog.load(from: packages) })
+            }
+        }
         let shared = Shared(catalog: catalog)
         let listener = try await Listener.start(host: host, port: port, shared: shared)
         return Registry(host: host, listener: listener, shared: shared)
@@ -154,6 +159,24 @@ public actor Registry {
     public nonisolated func clearRequests() {
         shared.state.withLock { $0.log.removeAll() }
     }
+}
+
+/// Runs `body` with a registry over `packages` on a free loopback port, and
+/// stops it afterwards, also when `body` throws or is cancelled.
+///
+/// ```swift
+/// try await withRegistry(packages: URL(fileURLWithPath: "scenarios/packages")) { registry in
+///     try await machine.succeed("npm install -g --registry \(registry.guestURL) @nodeos/hello-cli")
+///     #expect(registry.tarballRequests.allSatisfy { $0.host == "10.0.2.2:\(registry.port)" })
+/// }
+/// ```
+public func withRegistry<T: Sendable>(
+    packages: URL,
+    host: String = "127.0.0.1",
+    port: Int = 0,
+    _ body: (Registry) async throws -> T
+) async throws -> T {
+    try await Registry.withRegistry(packages: packages, host: host, port: port, body)
 }
 
 /// One request as the registry answered it.

@@ -26,7 +26,7 @@ struct ServerTests {
 
     @Test("tarball URLs follow the Host header: the host and a guest each get their own")
     func hostRelativeTarballs() async throws {
-        try await Registry.withRegistry(packages: fixturePackages) { registry in
+        try await withRegistry(packages: fixturePackages) { registry in
             let viaHost = try await httpGet("\(registry.url)/@nodeos%2fhello-cli")
             #expect(viaHost.status == 200)
             let guestHost = "10.0.2.2:\(registry.port)"
