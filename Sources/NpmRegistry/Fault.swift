@@ -1,7 +1,7 @@
 // Failures injected on purpose, switched at runtime, optionally for one package.
 
 /// A way for the registry to misbehave.
-public enum Fault: Sendable, Equatable, CustomStringConvertible {
+public enum Fault: Sendable, Equatable, Codable, CustomStringConvertible {
     /// Stop listening: clients get "connection refused" until the fault is cleared.
     /// Always registry-wide.
     case down

@@ -179,8 +179,8 @@ public func withRegistry<T: Sendable>(
     try await Registry.withRegistry(packages: packages, host: host, port: port, body)
 }
 
-/// One request as the registry answered it.
-public struct RecordedRequest: Sendable, CustomStringConvertible {
+/// One request as the registry answered it; `Codable`, so a test can keep the log as an artifact.
+public struct RecordedRequest: Sendable, Codable, CustomStringConvertible {
     public let method: String
     /// The path as sent, percent-encoding and query included.
     public let path: String

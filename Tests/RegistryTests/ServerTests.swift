@@ -58,6 +58,9 @@ struct ServerTests {
             let audit = try await run("curl", ["-s", "-w", "%{http_code}", "-X", "POST", "-d", "{}", "\(registry.url)/-/npm/v1/security/advisories/bulk"])
             #expect(audit.stdout == "{}200")
             #expect(registry.requests.map(\.status) == [404, 404, 200, 200])
+            // The log is Codable, to keep as a test artifact.
+            let log = try JSONDecoder().decode([RecordedRequest].self, from: JSONEncoder().encode(registry.requests))
+            #expect(log.map(\.path) == registry.requests.map(\.path))
         }
     }
 
