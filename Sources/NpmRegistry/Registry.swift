@@ -39,6 +39,9 @@ public actor Registry {
 
     private let shared: Shared
     private var state: State
+    /// The last lifecycle change (down, up, stop); each waits for the one before,
+    /// so `state` never changes under a change in progress.
+    private var lastTransition: Task<Void, any Error>?
 
     private enum State {
         case running(Listener)
@@ -94,13 +97,10 @@ public actor Registry {
         }
     }
 
-    /// Stops listening for good. Idempotent.
+    /// Stops listening for good. Idempotent; completes even when the caller
+    /// is cancelled, so the port is always given back.
     public func stop() async {
-        let previous = state
-        state = .stopped
-        if case .running(let listener) = previous {
-            await listener.stop()
-        }
+        try? await serially { await self.shutDown() }
     }
 
     // MARK: Faults
@@ -109,32 +109,52 @@ public actor Registry {
     /// package (nil). `.down` closes the listening socket (registry-wide).
     public func inject(_ fault: Fault, for package: String? = nil) async throws {
         if fault == .down {
-            switch state {
-            case .stopped: throw RegistryError.notRunning("go down")
-            case .down: return
-            case .running(let listener):
-                state = .down
-                await listener.stop()
-            }
-            return
+            try await serially { try await self.goDown() }
+        } else {
+            shared.state.withLock { $0.rules.append(FaultRule(fault: fault, package: package)) }
         }
-        shared.state.withLock { $0.rules.append(FaultRule(fault: fault, package: package)) }
     }
 
     /// Clears every fault; after `.down`, listens again on the same port.
     public func clearFaults() async throws {
         shared.state.withLock { $0.rules.removeAll() }
+        try await serially { try await self.comeUp() }
+    }
+
+    /// Runs a lifecycle change after the previous one has finished.
+    private func serially(_ change: @escaping @Sendable () async throws -> Void) async throws {
+        let previous = lastTransition
+        let next = Task {
+            _ = await previous?.result
+            try await change()
+        }
+        lastTransition = next
+        try await next.value
+    }
+
+    private func goDown() async throws {
+        switch state {
+        case .stopped: throw RegistryError.notRunning("go down")
+        case .down: return
+        case .running(let listener):
+            state = .down
+            await listener.stop()
+        }
+    }
+
+    private func comeUp() async throws {
         switch state {
         case .stopped: throw RegistryError.notRunning("come back up")
         case .running: return
-        case .down:
-            let listener = try await Listener.start(host: host, port: port, shared: shared)
-            // Re-check after the await: a stop() meanwhile wins.
-            guard case .down = state else {
-                await listener.stop()
-                return
-            }
-            state = .running(listener)
+        case .down: state = .running(try await Listener.start(host: host, port: port, shared: shared))
+        }
+    }
+
+    private func shutDown() async {
+        let previous = state
+        state = .stopped
+        if case .running(let listener) = previous {
+            await listener.stop()
         }
     }
 

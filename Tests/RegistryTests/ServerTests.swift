@@ -106,6 +106,20 @@ struct ServerTests {
         }
     }
 
+    @Test("down and up from many tasks at once: changes run one at a time and it ends up listening")
+    func concurrentLifecycle() async throws {
+        try await Registry.withRegistry(packages: fixturePackages) { registry in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for i in 0..<10 {
+                    group.addTask { i % 2 == 0 ? try await registry.inject(.down) : try await registry.clearFaults() }
+                }
+                try await group.waitForAll()
+            }
+            try await registry.clearFaults()
+            #expect(try await httpGet("\(registry.url)/pad-lite").status == 200)
+        }
+    }
+
     @Test("a stopped registry refuses, and cannot be brought back")
     func stop() async throws {
         let registry = try await Registry.start(packages: fixturePackages)
