@@ -87,23 +87,50 @@ public struct HomeVolume: Sendable, Hashable {
     /// Reads a file from the volume on the host (the machine must be stopped).
     public func readFile(_ relative: String) throws -> Data {
         let inside = "/" + relative.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
-        guard try fileExists(relative) else {
-            throw Error(description: "\(serial) (\(path.path)): no file \(inside) on the volume")
+        return try withRecoveredImage { image in
+            guard try Self.exists(inside, in: image, serial: serial) else {
+                throw Error(description: "\(serial) (\(path.path)): no file \(inside) on the volume")
+            }
+            return try HostCommand("debugfs", ["-R", "cat \"\(inside)\"", image], step: "reading \(inside) from \(serial)").run().stdout
         }
-        return try HostCommand("debugfs", ["-R", "cat \"\(inside)\"", path.path], step: "reading \(inside) from \(serial)").run().stdout
     }
 
     /// Whether a path exists on the volume.
     public func fileExists(_ relative: String) throws -> Bool {
         let inside = "/" + relative.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
-        let result = try HostCommand("debugfs", ["-R", "stat \"\(inside)\"", path.path], step: "looking up \(inside) on \(serial)").result()
+        return try withRecoveredImage { try Self.exists(inside, in: $0, serial: serial) }
+    }
+
+    private static func exists(_ inside: String, in image: String, serial: String) throws -> Bool {
+        let result = try HostCommand("debugfs", ["-R", "stat \"\(inside)\"", image], step: "looking up \(inside) on \(serial)").result()
         return result.status == 0 && !result.stderr.contains("File not found")
+    }
+
+    /// Whether the journal holds transactions not yet written home (a machine
+    /// was destroyed, not shut down).
+    public func needsRecovery() throws -> Bool {
+        let header = try HostCommand("dumpe2fs", ["-h", path.path], step: "reading \(serial)'s superblock").run().stdoutText
+        return header.split(separator: "\n").contains { $0.hasPrefix("Filesystem features:") && $0.contains("needs_recovery") }
+    }
+
+    /// debugfs does not replay the journal: after a crash, read a copy on
+    /// which the journal was replayed, as the kernel would at the next mount.
+    /// The volume itself is never changed.
+    private func withRecoveredImage<T>(_ body: (String) throws -> T) throws -> T {
+        guard try needsRecovery() else { return try body(path.path) }
+        let copy = path.deletingLastPathComponent().appendingPathComponent(".replayed-\(UUID().uuidString.prefix(8)).ext4")
+        defer { try? FileManager.default.removeItem(at: copy) }
+        try HostCommand("cp", ["--sparse=always", path.path, copy.path], step: "copying \(serial) to replay its journal").run()
+        _ = try HostCommand("e2fsck", ["-p", "-E", "journal_only", copy.path], step: "replaying \(serial)'s journal").result()
+        return try body(copy.path)
     }
 
     /// The names in a directory of the volume.
     public func listDirectory(_ relative: String = "") throws -> [String] {
         let inside = "/" + relative.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
-        let output = try HostCommand("debugfs", ["-R", "ls -p \"\(inside)\"", path.path], step: "listing \(inside) on \(serial)").run().stdoutText
+        let output = try withRecoveredImage { image in
+            try HostCommand("debugfs", ["-R", "ls -p \"\(inside)\"", image], step: "listing \(inside) on \(serial)").run().stdoutText
+        }
         // ls -p: /inode/mode/uid/gid/name/size/
         return output.split(separator: "\n").compactMap { line in
             let fields = line.split(separator: "/", omittingEmptySubsequences: false)

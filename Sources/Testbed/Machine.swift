@@ -101,6 +101,7 @@ public actor Machine {
         let agent = AgentClient(transcriptPath: folder.appendingPathComponent("agent.jsonl").path, hostStart: hostStart)
 
         let checks = spec.checks
+        let allowedGuestErrors = spec.allowedGuestErrors
         console.log.onLine { line, _, at in
             let ms = (at - hostStart).milliseconds
             shared.timeline.withLock { $0.consume(line: line, hostMilliseconds: ms) }
@@ -109,7 +110,7 @@ public actor Machine {
                     shared.problems.withLock { $0.append("\(check.name): \(line)") }
                 }
             }
-            if case .error(let step, let message)? = GuestLine.parse(line) {
+            if case .error(let step, let message)? = GuestLine.parse(line), !allowedGuestErrors.contains(step) {
                 shared.problems.withLock { $0.append("nodeos error \(step): \(message)") }
             }
             shared.notifier.notify()
@@ -130,6 +131,7 @@ public actor Machine {
         do {
             domain = try await Blocking.run { () throws -> Domain in
                 let domain = try connection.createDomain(xml: xml, name: name, startPaused: true)
+                let created = ContinuousClock.now
                 Cleanup.register(domain: domain)
                 do {
                     let consoleStream = try connection.newStream()
@@ -140,7 +142,10 @@ public actor Machine {
                         try domain.openChannel(AgentProtocol.channelName, channel)
                         try agent.attach(channel)
                     }
+                    let attached = ContinuousClock.now
                     try domain.resume()
+                    LibvirtLog.append(String(format: "machine '%@': domain created %.0f ms after host start, console and agent attached in %.0f ms, resumed in %.0f ms",
+                                             name, (created - hostStart).milliseconds, (attached - created).milliseconds, (ContinuousClock.now - attached).milliseconds))
                 } catch {
                     try? domain.destroy()
                     Cleanup.unregister(domain: domain)
@@ -422,7 +427,8 @@ public actor Machine {
             nodeVersion: hello?["nodeVersion"]?.stringValue ?? manifest.nodeVersion,
             bootID: hello?["bootId"]?.stringValue ?? timeline.bootID ?? agent.ready.bootID,
             libvirtURI: testbed.uri, startedAt: ISO8601DateFormatter().string(from: startedAt), artifacts: artifacts.path,
-            problems: shared.problems.withLock { $0 })
+            problems: shared.problems.withLock { $0 },
+            processToHostStartMs: ProcessAge.milliseconds(at: hostStart))
     }
 
     /// Default checks that fired and `nodeos: error` lines, so far.

@@ -49,6 +49,9 @@ public struct MachineSpec: Sendable {
     public var accelerator: Accelerator?
     /// Trouble signs watched for on the console.
     public var checks: [ConsoleCheck] = ConsoleCheck.defaults
+    /// Steps whose `nodeos: error STEP: …` lines a test provokes on purpose
+    /// (e.g. `homes` for a corrupt volume); any other guest error is a problem.
+    public var allowedGuestErrors: Set<String> = []
     /// The emulator binary.
     public var emulator: String = "/usr/bin/qemu-system-x86_64"
     /// Firmware ROM (`-bios`); default qboot where installed, as `images/qemu-boot` uses.
