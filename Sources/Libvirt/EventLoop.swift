@@ -50,8 +50,10 @@ public enum LibvirtLog {
         path.withLock { $0 = file }
         _ = FileManager.default.createFile(atPath: file, contents: nil)
         // Level 3 = warnings and errors; libvirt reads this once, at initialisation.
-        setenv("LIBVIRT_LOG_OUTPUTS", "3:file:\(file)", 1)
-        setenv("LIBVIRT_LOG_FILTERS", "", 1)
+        // NODEOS_LIBVIRT_DEBUG=1 logs everything (level 1) there instead: slow, for diagnosis.
+        let debug = ProcessInfo.processInfo.environment["NODEOS_LIBVIRT_DEBUG"] == "1"
+        setenv("LIBVIRT_LOG_OUTPUTS", "\(debug ? 1 : 3):file:\(file)", 1)
+        if !debug { setenv("LIBVIRT_LOG_FILTERS", "", 1) }
         virSetErrorFunc(nil) { _, error in
             guard let error else { return }
             let message = error.pointee.message.map { String(cString: $0) } ?? "(no message)"

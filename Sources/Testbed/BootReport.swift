@@ -45,12 +45,16 @@ public struct BootReport: Sendable, Equatable {
     public var artifacts: String
     /// `nodeos: error …` lines and default checks that fired.
     public var problems: [String]
+    /// Milliseconds from the start of the process (the command) to host start,
+    /// when the caller measured it (the CLI does).
+    public var processToHostStartMs: Double?
 
     public static func == (a: BootReport, b: BootReport) -> Bool {
         a.machine == b.machine && a.phases.elementsEqual(b.phases, by: { $0 == $1 })
             && a.guestPhases.elementsEqual(b.guestPhases, by: { $0 == $1 }) && a.memory == b.memory
             && a.accelerator == b.accelerator && a.imageHash == b.imageHash && a.kernelVersion == b.kernelVersion
             && a.nodeVersion == b.nodeVersion && a.bootID == b.bootID && a.problems == b.problems
+            && a.processToHostStartMs == b.processToHostStartMs
     }
 
     /// Milliseconds since host start of one phase.
@@ -89,6 +93,12 @@ public struct BootReport: Sendable, Equatable {
             ("artifacts", .string(artifacts)),
             ("problems", .array(problems.map(OrderedJSON.string))),
         ]
+        if let processToHostStartMs {
+            fields.append(("processToHostStartMs", .number((processToHostStartMs * 10).rounded() / 10)))
+            if let ready = self["ready"] {
+                fields.append(("processToReadyMs", .number(((processToHostStartMs + ready) * 10).rounded() / 10)))
+            }
+        }
         return .object(fields)
     }
 

@@ -101,3 +101,17 @@ enum ProcessStartTime {
         return fields.count > 19 ? Int64(fields[19]) : nil
     }
 }
+
+/// How long this process has run, from the kernel's record of its start
+/// (`/proc/self/stat`, clock-tick resolution, usually 10 ms).
+public enum ProcessAge {
+    /// Milliseconds between this process's start and `instant`.
+    public static func milliseconds(at instant: ContinuousClock.Instant) -> Double? {
+        guard let ticks = ProcessStartTime.of(getpid()),
+              let uptimeText = try? String(contentsOfFile: "/proc/uptime", encoding: .utf8),
+              let uptime = Double(uptimeText.split(separator: " ").first ?? "") else { return nil }
+        let hz = Double(sysconf(Int32(_SC_CLK_TCK)))
+        let ageNow = uptime * 1000 - Double(ticks) / hz * 1000
+        return ageNow - (ContinuousClock.now - instant).milliseconds
+    }
+}

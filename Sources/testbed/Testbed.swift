@@ -43,12 +43,16 @@ struct MachineOptions: ParsableArguments {
     @Option(help: "Where artifacts go (default: $NODEOS_ARTIFACTS or ./artifacts).")
     var artifacts: String?
 
+    @Flag(inversion: .prefixedNo, help: "Give the machine a user-mode NIC.")
+    var network = true
+
     @Flag(help: "Capture the NIC's traffic into capture.pcap in the artifacts.")
     var capture = false
 
     func validate() throws {
         guard memory >= 64 else { throw ValidationError("--memory must be at least 64 (MiB)") }
         guard (1...8).contains(vcpus) else { throw ValidationError("--vcpus must be between 1 and 8") }
+        guard network || !capture else { throw ValidationError("--capture needs a NIC: drop --no-network") }
     }
 
     func makeSpec() throws -> MachineSpec {
@@ -59,6 +63,7 @@ struct MachineOptions: ParsableArguments {
         spec.kernelParameters = parameters
         spec.accelerator = accelerator
         spec.capture = capture
+        spec.network = network
         return spec
     }
 
