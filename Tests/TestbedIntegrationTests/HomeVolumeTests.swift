@@ -68,6 +68,9 @@ struct HomeVolumeTests {
 
             try await machine.shutdown()
         }
+        // A clean shutdown unmounted the homes: nothing is left for the journal.
+        #expect(try !alice.needsRecovery())
+        #expect(try !bob.needsRecovery())
         // After a clean shutdown the host reads the volume without mounting it.
         #expect(try alice.readFile("written.txt") == Data("by alice\n".utf8))
         #expect(try alice.readFile("notes/hello.txt") == Data("from the host\n".utf8))
