@@ -1,0 +1,120 @@
+import Foundation
+
+/// One boot, measured: by the testbed (through libvirt) or by the plain-QEMU
+/// runner (`images/qemu-boot`), the baseline the testbed's overhead is
+/// measured against.
+public struct BootSample: Sendable, Codable, Equatable {
+    /// `testbed`, `plain`, or `candidate` (the testbed booting the image under test).
+    public var runner: String
+    /// Host wall time from starting the machine to reading the ready line.
+    public var readyMs: Double
+    /// The guest's phase lines, in boot order (guest clock, ms).
+    public var phases: [Phase]
+    public var guestUsedMiB: Double?
+    public var initRssMiB: Double?
+    public var qemuRssMiB: Double?
+
+    public struct Phase: Sendable, Codable, Equatable {
+        public var name: String
+        public var ms: Double
+        public init(name: String, ms: Double) {
+            self.name = name
+            self.ms = ms
+        }
+    }
+
+    public init(runner: String, readyMs: Double, phases: [Phase], guestUsedMiB: Double? = nil, initRssMiB: Double? = nil, qemuRssMiB: Double? = nil) {
+        self.runner = runner
+        self.readyMs = readyMs
+        self.phases = phases
+        self.guestUsedMiB = guestUsedMiB
+        self.initRssMiB = initRssMiB
+        self.qemuRssMiB = qemuRssMiB
+    }
+
+    /// Time spent in each phase (the gap since the previous one).
+    public var segments: [String: Double] { Regression.segments(phases.map { ($0.name, $0.ms) }) }
+}
+
+/// What a bench run knew about where it ran: results from different hosts,
+/// accelerators or images are never compared with each other.
+public struct MachineFacts: Sendable, Codable, Equatable {
+    public var host: String
+    public var cores: Int
+    public var accelerator: String
+    public var qemuVersion: String
+    public var kernelVersion: String
+    public var nodeVersion: String
+    public var imageHash: String
+    public var commit: String
+    public var date: String
+}
+
+public struct Spread: Sendable, Codable, Equatable {
+    public var min: Double
+    public var median: Double
+    public var p90: Double
+    public var n: Int
+
+    public init?(_ values: [Double]) {
+        guard let lo = values.min(), let median = Statistics.median(values), let p90 = Statistics.quantile(values, 0.9) else { return nil }
+        self.min = lo
+        self.median = median
+        self.p90 = p90
+        self.n = values.count
+    }
+}
+
+/// The headline figures `testbed bench --json` prints.
+public struct BenchSummary: Sendable, Codable, Equatable {
+    public struct Memory: Sendable, Codable, Equatable {
+        public var guestUsedMiB: Double?
+        public var initRssMiB: Double?
+        public var qemuRssMiB: Double?
+    }
+
+    /// Runner → spread of ready times.
+    public var readyMs: [String: Spread]
+    /// testbed median / plain median: the testbed's own overhead.
+    public var ratio: Double?
+    public var memory: Memory
+    /// Runner → phase → spread of the time spent in that phase.
+    public var phases: [String: [String: Spread]]
+    public var phaseOrder: [String]
+}
+
+public struct BenchResult: Sendable, Codable, Equatable {
+    public var facts: MachineFacts
+    public var samples: [BootSample]
+    public var summary: BenchSummary
+    /// Present when a baseline and a candidate were compared.
+    public var verdicts: [PhaseVerdict]?
+    public var comparedWith: String?
+
+    public var regressions: [PhaseVerdict] { verdicts?.filter(\.regression) ?? [] }
+
+    public static func summarize(_ samples: [BootSample]) -> BenchSummary {
+        let runners = Array(Set(samples.map(\.runner))).sorted()
+        var ready: [String: Spread] = [:]
+        var phases: [String: [String: Spread]] = [:]
+        var order: [String] = []
+        for sample in samples { for phase in sample.phases where !order.contains(phase.name) { order.append(phase.name) } }
+        for runner in runners {
+            let mine = samples.filter { $0.runner == runner }
+            ready[runner] = Spread(mine.map(\.readyMs))
+            var perPhase: [String: Spread] = [:]
+            for name in order {
+                if let spread = Spread(mine.compactMap { $0.segments[name] }) { perPhase[name] = spread }
+            }
+            phases[runner] = perPhase
+        }
+        let testbed = samples.filter { $0.runner == "testbed" }
+        let memory = BenchSummary.Memory(
+            guestUsedMiB: Statistics.median(testbed.compactMap(\.guestUsedMiB)),
+            initRssMiB: Statistics.median(testbed.compactMap(\.initRssMiB)),
+            qemuRssMiB: Statistics.median(testbed.compactMap(\.qemuRssMiB)))
+        var ratio: Double?
+        if let t = ready["testbed"]?.median, let p = ready["plain"]?.median, p > 0 { ratio = t / p }
+        return BenchSummary(readyMs: ready, ratio: ratio, memory: memory, phases: phases, phaseOrder: order)
+    }
+}
