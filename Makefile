@@ -9,12 +9,15 @@ APT_PACKAGES := linux-source-6.1 build-essential flex bison bc libelf-dev libssl
   cpio xz-utils erofs-utils e2fsprogs qemu-system-x86 qemu-utils \
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-dev libvirt-clients libpcap-dev python3-pip
 
-.PHONY: help deps image test test-guest test-image test-swift demo clean
+.PHONY: help deps image test test-guest test-image test-swift demo bench nightly bench-check clean
 
 help:
 	@echo "make demo    build what is missing, boot NodeOS and run the shipped scenarios"
 	@echo "make test    run every test (guest unit tests, image boot test, swift test)"
 	@echo "make image   build the NodeOS image into $(IMAGE) (kernel cached in ~/.cache/nodeos)"
+	@echo "make bench   boot the image N times against the plain-QEMU runner; table + build/bench/report.html"
+	@echo "make nightly bench against the saved baseline image; exit 1 on a regression"
+	@echo "make bench-check  prove the regression check: a 300 ms delay is flagged, 5 unchanged reruns are not"
 
 # Installs only what is missing, so a second run costs a dpkg query.
 deps:
@@ -44,6 +47,30 @@ test: test-guest test-image test-swift
 
 demo: image
 	images/qemu-boot --until-ready
+
+TESTBED := .build/debug/testbed
+BOOTS ?= 7
+
+$(TESTBED): $(shell find Sources -name '*.swift') Package.swift
+	swift build --product testbed
+
+bench: image $(TESTBED)
+	$(TESTBED) bench --boots $(BOOTS)
+
+# The baseline is the last image that passed; the candidate is build/image.
+# Both boot in the same run, interleaved: only ratios measured together count.
+nightly: image $(TESTBED)
+	@if [ ! -f build/bench/baseline/manifest.json ]; then \
+	  echo "nightly: no baseline yet; saving this image as the baseline"; \
+	  mkdir -p build/bench && rm -rf build/bench/baseline && cp -r $(IMAGE) build/bench/baseline; \
+	  $(TESTBED) bench --boots $(BOOTS); \
+	else \
+	  $(TESTBED) bench --boots $(BOOTS) --image build/bench/baseline --candidate-image $(IMAGE) --fail-on-regression \
+	    && rm -rf build/bench/baseline && cp -r $(IMAGE) build/bench/baseline; \
+	fi
+
+bench-check: image $(TESTBED)
+	scripts/bench-check
 
 clean:
 	rm -rf build .build artifacts
