@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "Testbed", targets: ["Testbed"]),
         .library(name: "TestbedTesting", targets: ["TestbedTesting"]),
         .library(name: "NpmRegistry", targets: ["NpmRegistry"]),
+        .library(name: "Scenarios", targets: ["Scenarios"]),
         .executable(name: "testbed", targets: ["testbed"]),
     ],
     dependencies: [
@@ -18,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // C shims: libvirt (+ libvirt-qemu for the qemu namespace API) and libpcap.
@@ -46,10 +48,16 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Scenario files (YAML) and their runner: what `testbed run` executes.
+        .target(
+            name: "Scenarios",
+            dependencies: ["Testbed", "NpmRegistry", .product(name: "Yams", package: "Yams")]
+        ),
         .executableTarget(
             name: "testbed",
             dependencies: [
                 "Testbed",
+                "Scenarios",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -61,6 +69,11 @@ let package = Package(
         ),
         // The registry against the host's real npm client: no virtual machine.
         .testTarget(name: "RegistryTests", dependencies: ["NpmRegistry"]),
+        // Scenario parsing, validation and reports (no VM); the CLI end to end (boots).
+        .testTarget(
+            name: "ScenarioTests",
+            dependencies: ["Scenarios", "Testbed", "TestbedTesting"]
+        ),
         // Real machines (slow): skipped until `make image` has run, unless CI=true.
         .testTarget(
             name: "TestbedIntegrationTests",

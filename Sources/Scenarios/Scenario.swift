@@ -1,0 +1,246 @@
+import Foundation
+import Testbed
+
+/// Where something is in a scenario file: `file:line:column` (1-based).
+public struct SourceLocation: Sendable, Hashable, CustomStringConvertible {
+    public var file: String
+    public var line: Int
+    public var column: Int
+
+    public init(file: String, line: Int, column: Int) {
+        self.file = file
+        self.line = line
+        self.column = column
+    }
+
+    public var description: String { "\(file):\(line):\(column)" }
+}
+
+/// A scenario file that cannot be run: where, which field, and what is wrong.
+///
+/// ```
+/// scenarios/homes.yaml:12:5: steps[3].succeed: unknown key 'stdot' (did you mean 'stdout'?)
+/// ```
+public struct ScenarioError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var location: SourceLocation
+    /// The field's path in the document, e.g. `machines.web.memory` or `steps[2].timeout`.
+    public var field: String
+    public var message: String
+
+    public init(location: SourceLocation, field: String, message: String) {
+        self.location = location
+        self.field = field
+        self.message = message
+    }
+
+    public var description: String {
+        field.isEmpty ? "\(location): \(message)" : "\(location): \(field): \(message)"
+    }
+}
+
+/// One scenario: machines, then steps run in order against them.
+///
+/// Scenarios are read from YAML by ``ScenarioParser``; the format is
+/// documented in `scenarios/README.md`.
+public struct Scenario: Sendable {
+    public var name: String
+    public var description: String?
+    /// The file it came from, as given.
+    public var file: String
+    /// The file's folder: relative paths in the scenario are relative to it.
+    public var directory: URL
+    /// A deadline for the whole scenario.
+    public var timeout: Duration?
+    public var variables: [String: String]
+    /// The npm fixtures folder the scenario's registry serves, when it needs one.
+    public var registry: URL?
+    public var machines: [MachineDefinition]
+    public var steps: [Step]
+
+    /// A name usable in file and domain names: lower-case letters, digits, dashes.
+    public var slug: String { Scenario.slug(URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent) }
+
+    static func slug(_ text: String) -> String {
+        var out = ""
+        for ch in text.lowercased() {
+            if ch.isASCII && (ch.isLetter || ch.isNumber) { out.append(ch) } else if !out.hasSuffix("-") { out.append("-") }
+        }
+        let trimmed = out.trimmingCharacters(in: CharacterSet(charactersIn: "-"))
+        return trimmed.isEmpty ? "scenario" : String(trimmed.prefix(40))
+    }
+
+    public func machine(named name: String) -> MachineDefinition? { machines.first { $0.name == name } }
+}
+
+/// A machine as a scenario describes it; becomes a ``MachineSpec`` at run time.
+public struct MachineDefinition: Sendable {
+    public struct User: Sendable, Equatable {
+        public var name: String
+        public var uid: Int?
+        /// Clear text from the scenario; hashed with scrypt before it goes into the config volume.
+        public var password: String?
+        public var packages: [String]
+    }
+
+    public enum FileSource: Sendable, Equatable {
+        case text(String)
+        case host(URL)
+    }
+
+    public struct Home: Sendable, Equatable {
+        public var user: String
+        public var uid: Int
+        public var sizeMiB: Int
+        public var files: [(path: String, source: FileSource)]
+
+        public static func == (a: Home, b: Home) -> Bool {
+            a.user == b.user && a.uid == b.uid && a.sizeMiB == b.sizeMiB
+                && a.files.elementsEqual(b.files) { $0.path == $1.path && $0.source == $1.source }
+        }
+    }
+
+    public var name: String
+    public var location: SourceLocation
+    public var image: URL
+    public var memoryMiB: Int = 256
+    public var vcpus: Int = 1
+    public var hostname: String?
+    public var kernelParameters: [String] = []
+    public var network: Bool = true
+    public var capture: Bool = false
+    public var users: [User] = []
+    public var homes: [Home] = []
+    /// `nodeos: error STEP:` lines the scenario provokes on purpose.
+    public var allowedGuestErrors: [String] = []
+    /// Default console checks switched off by name (see ``ConsoleCheck``).
+    public var ignoredChecks: [String] = []
+}
+
+/// Compares text a command printed or a file holds.
+public enum OutputMatcher: Sendable, Equatable, CustomStringConvertible {
+    /// Equal once trailing newlines are dropped on both sides.
+    case equals(String)
+    case contains(String)
+    case notContains(String)
+    /// A Swift `Regex`, searched anywhere in the text.
+    case matches(String)
+
+    public func check(_ text: String) -> Bool {
+        switch self {
+        case .equals(let expected): return Self.trimmed(text) == Self.trimmed(expected)
+        case .contains(let part): return text.contains(part)
+        case .notContains(let part): return !text.contains(part)
+        case .matches(let pattern):
+            guard let regex = try? Regex(pattern) else { return false }
+            return text.contains(regex)
+        }
+    }
+
+    static func trimmed(_ text: String) -> Substring {
+        var end = text.endIndex
+        while end > text.startIndex, text[text.index(before: end)] == "\n" || text[text.index(before: end)] == "\r\n" {
+            end = text.index(before: end)
+        }
+        return text[..<end]
+    }
+
+    public var description: String {
+        switch self {
+        case .equals(let text): "equals \(Self.quote(text))"
+        case .contains(let text): "contains \(Self.quote(text))"
+        case .notContains(let text): "does not contain \(Self.quote(text))"
+        case .matches(let pattern): "matches /\(pattern)/"
+        }
+    }
+
+    static func quote(_ text: String) -> String {
+        "\"" + text.replacingOccurrences(of: "\n", with: "\\n") + "\""
+    }
+}
+
+/// One step of a scenario.
+public struct Step: Sendable {
+    public enum ExecMode: String, Sendable { case exec, succeed, fail }
+    public enum FileSide: String, Sendable { case auto, guest, host }
+
+    public enum MemoryMetric: String, Sendable, CaseIterable {
+        case guestUsed = "guest-used"
+        case guestTotal = "guest-total"
+        case initRSS = "init-rss"
+        case qemuRSS = "qemu-rss"
+    }
+
+    public enum TrafficScope: String, Sendable { case registry, none }
+
+    public struct CountBound: Sendable, Equatable, CustomStringConvertible {
+        public var atLeast: Int?
+        public var atMost: Int?
+        public func check(_ n: Int) -> Bool { (atLeast.map { n >= $0 } ?? true) && (atMost.map { n <= $0 } ?? true) }
+        public var description: String {
+            switch (atLeast, atMost) {
+            case let (a?, b?) where a == b: "exactly \(a)"
+            case let (a?, b?): "between \(a) and \(b)"
+            case let (a?, nil): "at least \(a)"
+            case let (nil, b?): "at most \(b)"
+            default: "any number"
+            }
+        }
+    }
+
+    public enum Action: Sendable {
+        case boot(waitForAgent: Bool)
+        case expect(success: [ConsolePattern], failure: [ConsolePattern])
+        case send(String)
+        case exec(ExecMode, command: String, user: String?, status: Int?, stdout: [OutputMatcher], stderr: [OutputMatcher])
+        case waitUntilSucceeds(command: String, user: String?, stdout: [OutputMatcher])
+        case reboot
+        case shutdown
+        case crash
+        case install(packages: [String], user: String)
+        case file(user: String, path: String, side: FileSide, exists: Bool, matchers: [OutputMatcher])
+        case bootPhases([(phase: String, ceiling: Duration)])
+        case memory([(metric: MemoryMetric, ceilingKiB: UInt64)])
+        case traffic(only: TrafficScope?, tarballs: CountBound?, requests: CountBound?)
+        case sleep(Duration)
+    }
+
+    /// 1-based position in the scenario.
+    public var index: Int
+    public var location: SourceLocation
+    /// The machine it acts on (`nil` only for `sleep`).
+    public var machine: String?
+    public var timeout: Duration?
+    /// What the step is called in reports: its `name:`, else a description.
+    public var label: String
+    public var action: Action
+
+    /// The step's keyword, e.g. `succeed`.
+    public var keyword: String {
+        switch action {
+        case .boot: "boot"
+        case .expect: "expect"
+        case .send: "send"
+        case .exec(let mode, _, _, _, _, _): mode.rawValue
+        case .waitUntilSucceeds: "wait-until-succeeds"
+        case .reboot: "reboot"
+        case .shutdown: "shutdown"
+        case .crash: "crash"
+        case .install: "install"
+        case .file: "file"
+        case .bootPhases: "boot-phases"
+        case .memory: "memory"
+        case .traffic: "traffic"
+        case .sleep: "sleep"
+        }
+    }
+}
+
+extension Duration {
+    /// "2 s", "500 ms", "1.5 min".
+    var scenarioText: String {
+        let ms = milliseconds
+        if ms < 1000 { return "\(Int(ms)) ms" }
+        if ms < 120_000 { return ms.truncatingRemainder(dividingBy: 1000) == 0 ? "\(Int(ms / 1000)) s" : String(format: "%.1f s", ms / 1000) }
+        return String(format: "%.1f min", ms / 60_000)
+    }
+}
