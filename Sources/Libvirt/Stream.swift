@@ -9,6 +9,8 @@ import Synchronization
 public final class DomainStream: @unchecked Sendable {
     private let handle: OpaquePointer
     private let state = Mutex<StreamState>(.open)
+    /// Whole buffers go out one at a time, so concurrent senders never interleave.
+    private let sendLock = NSLock()
 
     private enum StreamState { case open, receiving, closed }
 
@@ -55,6 +57,8 @@ public final class DomainStream: @unchecked Sendable {
 
     /// Writes all of `bytes`, waiting while the stream's buffer is full.
     public func send(_ bytes: [UInt8]) throws(LibvirtError) {
+        sendLock.lock()
+        defer { sendLock.unlock() }
         var offset = 0
         var waited = 0
         while offset < bytes.count {

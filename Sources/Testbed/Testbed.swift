@@ -39,6 +39,7 @@ public final class Testbed: Sendable {
     private let lifecycleHandlers = Handlers()
     private let names = Mutex<Set<String>>([])
     private let acceleratorChoice = Mutex<Accelerator?>(nil)
+    private let acceleratorLock = AsyncLock()
     private let closed = Atomic<Bool>(false)
 
     /// The URI to use: `$NODEOS_LIBVIRT_URI` if set, else the embedded driver.
@@ -133,10 +134,13 @@ public final class Testbed: Sendable {
 
     /// The accelerator machines use, decided once per testbed (see ``AcceleratorProbe``).
     public func accelerator(for image: NodeOSImage) async throws -> Accelerator {
-        if let known = acceleratorChoice.withLock({ $0 }) { return known }
-        let chosen = try await AcceleratorProbe.decide(image: image, testbed: self)
-        acceleratorChoice.withLock { $0 = chosen }
-        return chosen
+        // One probe per testbed, however many machines start at once.
+        try await acceleratorLock.withLock {
+            if let known = acceleratorChoice.withLock({ $0 }) { return known }
+            let chosen = try await AcceleratorProbe.decide(image: image, testbed: self)
+            acceleratorChoice.withLock { $0 = chosen }
+            return chosen
+        }
     }
 }
 
