@@ -341,7 +341,9 @@ final class Execution: @unchecked Sendable {
             if waitForAgent { try await machine.waitForAgent(timeout: step.timeout) }
 
         case .expect(let success, let failure):
-            let machine = try await running(step)
+            // A stopped machine's console can still be searched (e.g. for `nodeos: halted`).
+            let state = try state(step)
+            guard let machine = state.current else { throw StepFailure(summary: "machine '\(state.definition.name)' has not booted yet: add a 'boot' step first") }
             let expand = { (pattern: ConsolePattern) -> ConsolePattern in
                 if case .text(let text) = pattern { return .text(self.expand(text)) }
                 return pattern
@@ -355,7 +357,13 @@ final class Execution: @unchecked Sendable {
         case .exec(let mode, let command, let user, let status, let stdout, let stderr):
             let machine = try await running(step)
             let argv = CommandWords.split(expand(command))
-            let result = try await machine.execute(argv, user: self.user(user), timeout: step.timeout)
+            let result: ExecResult
+            do {
+                result = try await machine.execute(argv, user: self.user(user), timeout: step.timeout)
+            } catch let error as MachineError where error.kind == .agent && error.message.contains("ENOENT") {
+                // The command could not be started (not on PATH): it failed, as in a shell (127).
+                result = ExecResult(status: 127, stderr: error.message)
+            }
             let output = "\n--- stdout ---\n\(result.stdout)\n--- stderr ---\n\(result.stderr)"
             switch mode {
             case .succeed where !result.succeeded:
