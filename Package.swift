@@ -77,7 +77,7 @@ let package = Package(
         // Real machines (slow): skipped until `make image` has run, unless CI=true.
         .testTarget(
             name: "TestbedIntegrationTests",
-            dependencies: ["Testbed", "TestbedTesting"]
+            dependencies: ["Testbed", "TestbedTesting", "NpmRegistry"]
         ),
     ],
     swiftLanguageModes: [.v6]
