@@ -13,7 +13,7 @@ struct TestbedCommand: AsyncParsableCommand {
             transcript, domain XML, QEMU and libvirt logs, report) go to \
             ./artifacts/<run-id>/<machine>/ unless --artifacts (or NODEOS_ARTIFACTS) says otherwise.
             """,
-        subcommands: [Boot.self, RunScenarios.self])
+        subcommands: [Boot.self, Bench.self, RunScenarios.self])
 }
 
 extension Accelerator: ExpressibleByArgument {}
