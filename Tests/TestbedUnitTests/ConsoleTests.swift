@@ -95,7 +95,8 @@ struct ConsoleTests {
                 try await console.firstMatch(from: .start, success: ["never"], failure: [])
             }
         }
-        #expect(clock.now - start < .seconds(5))
+        // Generous: under a loaded 2-core host the pool may be busy; the point is that it ends.
+        #expect(clock.now - start < .seconds(30))
     }
 
     @Test("line handlers see every complete line once, with offsets")
