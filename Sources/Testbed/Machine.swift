@@ -269,7 +269,12 @@ public actor Machine {
     /// Runs a command that must fail (non-zero status or a signal); returns the result.
     @discardableResult
     public func fail(_ command: String, user: String? = nil, timeout: Duration? = nil) async throws -> ExecResult {
-        let argv = CommandWords.split(command)
+        try await fail(CommandWords.split(command), user: user, timeout: timeout)
+    }
+
+    /// Runs `argv`, which must fail (non-zero status or a signal); returns the result.
+    @discardableResult
+    public func fail(_ argv: [String], user: String? = nil, timeout: Duration? = nil) async throws -> ExecResult {
         let result = try await execute(argv, user: user, timeout: timeout)
         if result.succeeded {
             throw context.failure(.commandSucceeded, "\(Self.quote(argv)) succeeded but should have failed\n--- stdout ---\n\(result.stdout)--- stderr ---\n\(result.stderr)")
@@ -280,8 +285,13 @@ public actor Machine {
     /// Retries a command about once a second until it succeeds; returns its stdout.
     @discardableResult
     public func waitUntilSucceeds(_ command: String, user: String? = nil, timeout: Duration? = nil) async throws -> String {
+        try await waitUntilSucceeds(CommandWords.split(command), user: user, timeout: timeout)
+    }
+
+    /// Retries `argv` about once a second until it succeeds; returns its stdout.
+    @discardableResult
+    public func waitUntilSucceeds(_ argv: [String], user: String? = nil, timeout: Duration? = nil) async throws -> String {
         let timeout = timeout ?? deadlines.command
-        let argv = CommandWords.split(command)
         let deadline = ContinuousClock.now + timeout
         var last: ExecResult?
         while ContinuousClock.now < deadline {
