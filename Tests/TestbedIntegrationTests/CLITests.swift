@@ -12,6 +12,7 @@ struct CLITests {
     }
 
     static func launch(_ arguments: [String]) throws -> (Process, Pipe, Pipe) {
+        _ = try TestbedEnvironment.requireImage()
         guard FileManager.default.isExecutableFile(atPath: binary.path) else {
             try Test.cancel("the testbed binary is not built at \(binary.path): run 'swift build' first")
         }
