@@ -422,6 +422,16 @@ public actor Machine {
                             initRssKiB: kib("initRssKiB"), qemuRssKiB: stats?.rssKiB)
     }
 
+    /// CPU time the machine has used so far (all vCPUs and QEMU's own threads).
+    public func cpuTime() async throws -> Duration {
+        let domain = self.domain
+        do {
+            return try await Blocking.run { try domain.cpuTime() }
+        } catch let error as LibvirtError {
+            throw context.failure(.testbed, error.description)
+        }
+    }
+
     /// The boot report so far; pass `memory` to include a measurement.
     public func bootReport(memory: MemoryReport? = nil) -> BootReport {
         let timeline = shared.timeline.withLock { $0 }

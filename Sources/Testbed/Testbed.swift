@@ -110,6 +110,13 @@ public final class Testbed: Sendable {
         }
     }
 
+    /// Runs `hook` when the process exits or is interrupted (SIGINT/SIGTERM),
+    /// before machines are destroyed: e.g. to restore the terminal.
+    public static func onExit(_ hook: @escaping @Sendable () -> Void) {
+        Cleanup.installOnce()
+        Cleanup.addHook(hook)
+    }
+
     /// A domain name not used yet in this testbed: `name`, `name-2`, …
     func reserveName(_ name: String) -> String {
         names.withLock { names in
@@ -150,6 +157,7 @@ enum Cleanup {
     private struct State {
         var domains: [ObjectIdentifier: Domain] = [:]
         var roots: [String: EmbedRoot] = [:]
+        var hooks: [@Sendable () -> Void] = []
         var installed = false
     }
 
@@ -178,6 +186,7 @@ enum Cleanup {
         signalSources = sources
     }
 
+    static func addHook(_ hook: @escaping @Sendable () -> Void) { state.withLock { $0.hooks.append(hook) } }
     static func register(domain: Domain) { state.withLock { $0.domains[ObjectIdentifier(domain)] = domain } }
     static func unregister(domain: Domain) { _ = state.withLock { $0.domains.removeValue(forKey: ObjectIdentifier(domain)) } }
     static func register(root: EmbedRoot) { state.withLock { $0.roots[root.path] = root } }
@@ -185,10 +194,11 @@ enum Cleanup {
 
     /// Destroys every registered domain and removes every registered root.
     static func runNow() {
-        let (domains, roots) = state.withLock { state in
-            defer { state.domains = [:]; state.roots = [:] }
-            return (Array(state.domains.values), Array(state.roots.values))
+        let (domains, roots, hooks) = state.withLock { state in
+            defer { state.domains = [:]; state.roots = [:]; state.hooks = [] }
+            return (Array(state.domains.values), Array(state.roots.values), state.hooks)
         }
+        for hook in hooks { hook() }
         for domain in domains where domain.isActive() {
             try? domain.destroy()
         }

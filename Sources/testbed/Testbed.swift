@@ -129,6 +129,7 @@ struct Boot: AsyncParsableCommand {
         let terminal = RawTerminal()
         FileHandle.standardError.write(Data("testbed: console of '\(machine.name)' attached; Ctrl-] detaches and shuts the machine down\r\n".utf8))
         terminal.enable()
+        Testbed.onExit { terminal.restore() }
         let log = machine.console.log
         let output = Task {
             var offset = 0
@@ -164,11 +165,15 @@ struct Boot: AsyncParsableCommand {
 }
 
 /// Puts the terminal in raw mode (no echo, no line editing, no signals) and back.
+/// `restore()` may run from the signal handler's thread, hence the lock.
 final class RawTerminal: @unchecked Sendable {
+    private let lock = NSLock()
     private var saved = termios()
     private var active = false
 
     func enable() {
+        lock.lock()
+        defer { lock.unlock() }
         guard isatty(STDIN_FILENO) == 1, tcgetattr(STDIN_FILENO, &saved) == 0 else { return }
         var raw = saved
         cfmakeraw(&raw)
@@ -177,6 +182,8 @@ final class RawTerminal: @unchecked Sendable {
     }
 
     func restore() {
+        lock.lock()
+        defer { lock.unlock() }
         guard active else { return }
         _ = tcsetattr(STDIN_FILENO, TCSANOW, &saved)
         active = false
