@@ -1,0 +1,148 @@
+import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+import TestbedTesting
+import Testing
+
+/// Where this package lives.
+private let packageRoot = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// The built `testbed` binary: beside the test bundle, else in `.build/debug`.
+private var testbedBinary: URL {
+    if let env = ProcessInfo.processInfo.environment["TESTBED_BINARY"], !env.isEmpty { return URL(fileURLWithPath: env) }
+    let besideTests = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("testbed")
+    if FileManager.default.isExecutableFile(atPath: besideTests.path) { return besideTests }
+    return packageRoot.appendingPathComponent(".build/debug/testbed")
+}
+
+struct CommandResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// Runs `testbed ARGS` in `directory` with its artifacts under it; returns status and output.
+func runTestbed(_ arguments: [String], in directory: URL) throws -> CommandResult {
+    let process = Process()
+    process.executableURL = testbedBinary
+    process.arguments = arguments
+    process.currentDirectoryURL = directory
+    var environment = ProcessInfo.processInfo.environment
+    environment["NODEOS_ARTIFACTS"] = directory.appendingPathComponent("artifacts").path
+    environment["NODEOS_IMAGE"] = TestbedEnvironment.imageDirectory.path
+    process.environment = environment
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    // Read both pipes while it runs so neither fills up.
+    let group = DispatchGroup()
+    nonisolated(unsafe) var outData = Data(), errData = Data()
+    DispatchQueue.global().async(group: group) { outData = out.fileHandleForReading.readDataToEndOfFile() }
+    DispatchQueue.global().async(group: group) { errData = err.fileHandleForReading.readDataToEndOfFile() }
+    process.waitUntilExit()
+    group.wait()
+    return CommandResult(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+}
+
+func temporaryFolder() throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("testbed-run-\(UUID().uuidString.prefix(8))")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+/// `testbed run`, the built binary end to end.
+@Suite("testbed run (the CLI)", .serialized, .enabled(if: FileManager.default.isExecutableFile(atPath: testbedBinary.path), "build the testbed binary first (swift build)"))
+struct RunCommandTests {
+    @Test("bad input: exit status 2, file:line:column and the field, nothing booted")
+    func badInput() throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try "machines:\n  m: {}\nsteps:\n  - boot\n  - succed: node -v\n".write(to: folder.appendingPathComponent("bad.yaml"), atomically: true, encoding: .utf8)
+        try "machines:\n  m:\n    memory: [1]\nsteps:\n  - boot\n".write(to: folder.appendingPathComponent("worse.yaml"), atomically: true, encoding: .utf8)
+        let result = try runTestbed(["run", "bad.yaml", "worse.yaml", "--junit", "junit.xml"], in: folder)
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("bad.yaml:5:5: error: steps[2]: unknown step 'succed' (did you mean 'succeed'?)"))
+        #expect(result.stderr.contains("worse.yaml:3:13: error: machines.m.memory: expected text, found a list"))
+        #expect(result.stderr.contains("nothing was booted"))
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("artifacts").path))
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("junit.xml").path))
+
+        let missing = try runTestbed(["run", "nope.yaml"], in: folder)
+        #expect(missing.status == 2)
+        #expect(missing.stderr.contains("nope.yaml: no such file"))
+    }
+
+    @Test("a passing scenario: exit status 0, JUnit without failures, JSON with the boot report", .requiresNodeOSImage)
+    func passing() throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try """
+            name: node answers
+            machines:
+              tiny: {}
+            steps:
+              - boot
+              - succeed: node -p 6*7
+                stdout: "42"
+              - shutdown
+            """.write(to: folder.appendingPathComponent("ok.yaml"), atomically: true, encoding: .utf8)
+        let result = try runTestbed(["run", "ok.yaml", "--junit", "out/junit.xml", "--json", "out/run.json"], in: folder)
+        #expect(result.status == 0, "stderr: \(result.stderr)")
+        #expect(result.stderr.contains("✓ 2. succeed 'node -p 6*7'"))
+        #expect(result.stderr.contains("1 passed, 0 failed"))
+        let junit = try String(contentsOf: folder.appendingPathComponent("out/junit.xml"), encoding: .utf8)
+        #expect(junitSchemaProblems(junit) == [])
+        #expect(junit.contains(#"tests="1" failures="0" errors="0""#))
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("out/run.json"))) as? [String: Any]
+        let scenario = (json?["results"] as? [[String: Any]])?.first
+        #expect(scenario?["status"] as? String == "passed")
+        #expect((scenario?["steps"] as? [Any])?.count == 3)
+        let report = (scenario?["bootReports"] as? [[String: Any]])?.first
+        #expect((report?["phases"] as? [String: Any])?["ready"] != nil)
+    }
+
+    @Test("a failing scenario: exit status 1, the failure in JUnit with the console tail", .requiresNodeOSImage)
+    func failing() throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try """
+            name: a command that fails
+            machines:
+              tiny: {}
+            steps:
+              - boot
+              - succeed: node -e 'console.error("boom"); process.exit(3)'
+              - shutdown
+            """.write(to: folder.appendingPathComponent("fails.yaml"), atomically: true, encoding: .utf8)
+        let result = try runTestbed(["run", "fails.yaml", "--junit", "junit.xml"], in: folder)
+        #expect(result.status == 1, "stderr: \(result.stderr)")
+        #expect(result.stderr.contains("0 passed, 1 failed"))
+        let junit = try String(contentsOf: folder.appendingPathComponent("junit.xml"), encoding: .utf8)
+        #expect(junitSchemaProblems(junit) == [])
+        let document = try XMLDocument(xmlString: junit, options: [])
+        let failure = try #require((try document.nodes(forXPath: "//testcase/failure") as? [XMLElement])?.first)
+        let message = failure.attribute(forName: "message")?.stringValue ?? ""
+        #expect(message.hasPrefix("step 2 (succeed"))
+        #expect(message.contains("status 3") || message.contains("exit 3") || message.contains("3"))
+        let body = failure.stringValue ?? ""
+        #expect(body.contains("boom"))
+        #expect(body.contains("console lines ---"))
+        #expect(body.contains("nodeos: ready"))
+        #expect(body.contains("--- artifacts: "))
+    }
+
+    @Test("--filter that matches nothing is bad input")
+    func filterMatchesNothing() throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try "machines: {m: {image: .}}\nsteps:\n  - boot\n".write(to: folder.appendingPathComponent("a.yaml"), atomically: true, encoding: .utf8)
+        try "{}".write(to: folder.appendingPathComponent("manifest.json"), atomically: true, encoding: .utf8)
+        let result = try runTestbed(["run", ".", "--filter", "^zzz"], in: folder)
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("no scenario matches --filter"))
+    }
+}
