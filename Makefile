@@ -19,6 +19,12 @@ help:
 	@echo "make nightly bench against the saved baseline image; exit 1 on a regression"
 	@echo "make bench-check  prove the regression check: a 300 ms delay is flagged, 5 unchanged reruns are not"
 
+TESTBED := .build/debug/testbed
+BOOTS ?= 7
+
+$(TESTBED): $(shell find Sources -name '*.swift') Package.swift
+	swift build --product testbed
+
 # Installs only what is missing, so a second run costs a dpkg query.
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; done); \
@@ -45,14 +51,8 @@ test-swift: image
 
 test: test-guest test-image test-swift
 
-demo: image
-	images/qemu-boot --until-ready
-
-TESTBED := .build/debug/testbed
-BOOTS ?= 7
-
-$(TESTBED): $(shell find Sources -name '*.swift') Package.swift
-	swift build --product testbed
+demo: image $(TESTBED)
+	$(TESTBED) run scenarios --junit build/junit.xml --json build/run.json
 
 bench: image $(TESTBED)
 	$(TESTBED) bench --boots $(BOOTS)
