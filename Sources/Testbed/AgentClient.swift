@@ -14,6 +14,8 @@ final class AgentClient: Sendable {
         var readyAt: ContinuousClock.Instant?
         var readyCount = 0
         var shutdownEvent: String?
+        /// Writes a frame to the guest (the channel stream, or a test's fake).
+        var send: (@Sendable ([UInt8]) throws -> Void)?
         var stream: DomainStream?
         var closed: String?
     }
@@ -30,10 +32,24 @@ final class AgentClient: Sendable {
 
     /// Connects the client to an opened channel stream.
     func attach(_ stream: DomainStream) throws {
-        state.withLock { $0.stream = stream; $0.closed = nil; $0.splitter.reset() }
+        state.withLock { state in
+            state.stream = stream
+            state.send = { bytes in try stream.send(bytes) }
+            state.closed = nil
+            state.splitter.reset()
+        }
         try stream.startReceiving(
             onData: { [weak self] bytes in self?.receive(bytes) },
             onEnd: { [weak self] error in self?.fail("the agent channel closed\(error.map { ": \($0.message)" } ?? "")") })
+    }
+
+    /// Connects the client to any transport (unit tests use this).
+    func attach(sender: @escaping @Sendable ([UInt8]) throws -> Void) {
+        state.withLock { state in
+            state.send = sender
+            state.closed = nil
+            state.splitter.reset()
+        }
     }
 
     /// The boot id of the last `ready` event, and how many were seen.
@@ -115,12 +131,12 @@ final class AgentClient: Sendable {
 
     /// Sends one request and waits for its answer (no deadline: the caller brings it).
     func request(_ op: String, _ fields: [String: JSONValue] = [:]) async throws -> JSONValue {
-        let (id, stream, closed) = state.withLock { state in
+        let (id, send, closed) = state.withLock { state in
             defer { state.nextID += 1 }
-            return (state.nextID, state.stream, state.closed)
+            return (state.nextID, state.send, state.closed)
         }
         if let closed { throw AgentChannelClosed(reason: closed) }
-        guard let stream else { throw AgentChannelClosed(reason: "the agent channel is not open") }
+        guard let send else { throw AgentChannelClosed(reason: "the agent channel is not open") }
         let bytes = AgentProtocol.encodeRequest(id: id, op: op, fields: fields)
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<JSONValue, any Error>) in
@@ -132,7 +148,7 @@ final class AgentClient: Sendable {
                 log("out", Array(bytes.dropLast()))
                 Task.detached { [weak self] in
                     do {
-                        try await Blocking.run { try stream.send(bytes) }
+                        try await Blocking.run { try send(bytes) }
                     } catch {
                         self?.state.withLock { $0.pending.removeValue(forKey: id) }?.resume(throwing: error)
                     }
@@ -144,7 +160,7 @@ final class AgentClient: Sendable {
     }
 
     func close() {
-        let stream = state.withLock { state in defer { state.stream = nil }; return state.stream }
+        let stream = state.withLock { state in defer { state.stream = nil; state.send = nil }; return state.stream }
         stream?.close()
         fail("the machine is gone")
         transcript.close()
