@@ -197,7 +197,8 @@ final class Execution: @unchecked Sendable {
                 failingMachine = converted.machine
                 let tail: [String] = if let machine = converted.machine { machine.console.lastLines(20) } else { [] }
                 let artifacts = converted.machine?.artifacts.path ?? folder.path
-                message = converted.summary
+                let details = converted.details.trimmingCharacters(in: .whitespacesAndNewlines)
+                message = details.isEmpty ? converted.summary : converted.summary + "\n" + String(details.prefix(1500))
                 failure = ScenarioFailure(kind: converted.kind, step: step.index, summary: "step \(step.index) (\(step.label)): \(converted.summary)",
                                           message: converted.details.isEmpty ? converted.summary : converted.summary + "\n" + converted.details,
                                           consoleTail: tail, artifacts: artifacts)
