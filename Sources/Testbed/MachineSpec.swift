@@ -18,10 +18,16 @@ public struct ConsoleCheck: Sendable, Hashable {
     public static let kernelBug = ConsoleCheck(name: "kernel-bug", pattern: .regex(#"\bBUG: "#))
     public static let kernelWarning = ConsoleCheck(name: "kernel-warning", pattern: .regex(#"\bWARNING: CPU: "#))
     public static let outOfMemory = ConsoleCheck(name: "oom-killer", pattern: .regex(#"Out of memory: |invoked oom-killer"#))
-    public static let initUncaught = ConsoleCheck(name: "init-uncaught-exception", pattern: .regex(#"^Node\.js v[0-9]+\.[0-9]+\.[0-9]+\s*$|UnhandledPromiseRejection"#))
+    /// init's own report of an uncaught exception or unhandled rejection, or
+    /// node's fatal-error banner if init died of one.
+    public static let initUncaught = ConsoleCheck(
+        name: "init-uncaught-exception",
+        pattern: .regex(#"nodeos: error init: (uncaught exception|unhandled rejection)|^Node\.js v[0-9]+\.[0-9]+\.[0-9]+\s*$"#))
+    /// init gave up restarting a service (5 restarts in 60 s).
+    public static let serviceCrashLoop = ConsoleCheck(name: "service-crash-loop", pattern: .regex(#"nodeos: error service [^:]+: crash loop"#))
 
     /// Every default check.
-    public static let defaults: [ConsoleCheck] = [.kernelPanic, .kernelOops, .kernelBug, .kernelWarning, .outOfMemory, .initUncaught]
+    public static let defaults: [ConsoleCheck] = [.kernelPanic, .kernelOops, .kernelBug, .kernelWarning, .outOfMemory, .initUncaught, .serviceCrashLoop]
 }
 
 /// What machine to boot: the image, its size, extra kernel parameters and disks.

@@ -125,3 +125,27 @@ final class LockedLines: @unchecked Sendable {
     func append(_ line: String) { lock.lock(); storage.append(line); lock.unlock() }
     var lines: [String] { lock.lock(); defer { lock.unlock() }; return storage }
 }
+
+@Suite("Default console checks")
+struct DefaultCheckTests {
+    func fires(_ check: ConsoleCheck, _ line: String) throws -> Bool {
+        try ConsoleMatcher.firstMatch(in: Array((line + "\n").utf8), from: 0, success: [], failure: [check.pattern]) != nil
+    }
+
+    @Test("each check fires on its sign and not on ordinary lines")
+    func checks() throws {
+        #expect(try fires(.kernelPanic, "[    2.1] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100"))
+        #expect(try fires(.kernelOops, "[    3.0] Oops: 0002 [#1] SMP"))
+        #expect(try fires(.kernelBug, "[    3.0] BUG: kernel NULL pointer dereference, address: 0000000000000000"))
+        #expect(try fires(.kernelWarning, "[    3.0] WARNING: CPU: 0 PID: 1 at fs/ext4/inode.c:1 ext4_x+0x1/0x2"))
+        #expect(try fires(.outOfMemory, "[   9.0] Out of memory: Killed process 88 (node)"))
+        #expect(try fires(.initUncaught, "nodeos: error init: uncaught exception: TypeError: x is not a function"))
+        #expect(try fires(.initUncaught, "Node.js v24.19.0"))
+        #expect(try fires(.serviceCrashLoop, "nodeos: error service web: crash loop (5 restarts in 60 s), not restarted again"))
+        for check in ConsoleCheck.defaults {
+            #expect(try !fires(check, "nodeos: ready 541.002ms boot=3f0c"), "\(check.name)")
+            #expect(try !fires(check, "Welcome to Node.js v24.19.0."), "\(check.name)")
+        }
+        #expect(Set(ConsoleCheck.defaults.map(\.name)).count == ConsoleCheck.defaults.count)
+    }
+}
