@@ -422,3 +422,29 @@ struct BadInputTests {
         #expect(parseError("machines: {m: {}}\nsteps: []\n")?.message.contains("empty") == true)
     }
 }
+
+/// The scenarios this repository ships stay valid (parsed with their real
+/// folder, files not required: CI may not have built the image yet).
+@Suite("Shipped scenarios parse")
+struct ShippedScenarioTests {
+    static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("scenarios")
+
+    static var files: [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).filter { $0.hasSuffix(".yaml") }.sorted()
+    }
+
+    @Test("every shipped scenario parses", arguments: files)
+    func parses(file: String) throws {
+        let scenario = try ScenarioParser(checkFiles: false).parse(file: Self.folder.appendingPathComponent(file), displayPath: "scenarios/\(file)")
+        #expect(!scenario.steps.isEmpty)
+        #expect(!scenario.machines.isEmpty)
+    }
+
+    @Test("the issue's seven scenarios are there")
+    func allThere() {
+        for name in ["boot-to-ready", "homes-persist", "user-isolation", "ephemeral-root", "npm-install", "clean-shutdown", "smoke-test"] {
+            #expect(Self.files.contains("\(name).yaml"), "missing scenarios/\(name).yaml")
+        }
+    }
+}

@@ -135,6 +135,23 @@ struct RunCommandTests {
         #expect(body.contains("--- artifacts: "))
     }
 
+    @Test("a machine that cannot be set up is a JUnit error, exit status 1")
+    func setupError() throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("image"), withIntermediateDirectories: true)
+        try "{}".write(to: folder.appendingPathComponent("image/manifest.json"), atomically: true, encoding: .utf8)
+        try "name: no usable image\nmachines: {m: {image: image}}\nsteps:\n  - boot\n".write(to: folder.appendingPathComponent("broken.yaml"), atomically: true, encoding: .utf8)
+        let result = try runTestbed(["run", "broken.yaml", "--junit", "junit.xml", "--json", "run.json"], in: folder)
+        #expect(result.status == 1, "stderr: \(result.stderr)")
+        let junit = try String(contentsOf: folder.appendingPathComponent("junit.xml"), encoding: .utf8)
+        #expect(junitSchemaProblems(junit) == [])
+        #expect(junit.contains(#"errors="1""#))
+        #expect(junit.contains("<error message=\"setting up: "))
+        let json = try String(contentsOf: folder.appendingPathComponent("run.json"), encoding: .utf8)
+        #expect(json.contains(#""status": "skipped""#))
+    }
+
     @Test("--filter that matches nothing is bad input")
     func filterMatchesNothing() throws {
         let folder = try temporaryFolder()
