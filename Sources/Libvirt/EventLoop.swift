@@ -10,7 +10,13 @@ import Synchronization
 /// default implementation before the first connection and starts
 /// `virEventRunDefaultImpl()` forever on a dedicated `Thread`.
 public enum EventLoop {
+    private static let startedFlag = Atomic<Bool>(false)
+
+    /// Whether libvirt has been initialised in this process.
+    public static var hasStarted: Bool { startedFlag.load(ordering: .acquiring) }
+
     private static let started: Result<Void, LibvirtError> = {
+        LibvirtLog.synchronise { startedFlag.store(true, ordering: .releasing) }
         do throws(LibvirtError) {
             try Libvirt.call("initialising libvirt") { virInitialize() }
             try Libvirt.call("registering libvirt's default event loop") { virEventRegisterDefaultImpl() }
@@ -46,19 +52,38 @@ public enum LibvirtLog {
     private static let path = Mutex<String?>(nil)
 
     /// Sends libvirt's log (warnings and errors) to `file`.
+    ///
+    /// libvirt reads `LIBVIRT_LOG_OUTPUTS` once, when it initialises, and
+    /// `setenv` is unsafe while other threads (libvirt's, glib's) read the
+    /// environment: so only the first call, before libvirt starts, sets it.
+    /// Later calls move only the testbed's own error lines to `file`.
     public static func redirect(to file: String) {
-        path.withLock { $0 = file }
         _ = FileManager.default.createFile(atPath: file, contents: nil)
-        // Level 3 = warnings and errors; libvirt reads this once, at initialisation.
-        // NODEOS_LIBVIRT_DEBUG=1 logs everything (level 1) there instead: slow, for diagnosis.
-        let debug = ProcessInfo.processInfo.environment["NODEOS_LIBVIRT_DEBUG"] == "1"
-        setenv("LIBVIRT_LOG_OUTPUTS", "\(debug ? 1 : 3):file:\(file)", 1)
-        if !debug { setenv("LIBVIRT_LOG_FILTERS", "", 1) }
+        // Under the lock, which libvirt's initialisation also takes first
+        // (see `EventLoop`), so no libvirt thread reads the environment meanwhile.
+        let first = path.withLock { current in
+            defer { current = file }
+            guard current == nil else { return false }
+            if !EventLoop.hasStarted {
+                // NODEOS_LIBVIRT_DEBUG=1 logs everything (level 1) there instead: slow, for diagnosis.
+                let debug = ProcessInfo.processInfo.environment["NODEOS_LIBVIRT_DEBUG"] == "1"
+                setenv("LIBVIRT_LOG_OUTPUTS", "\(debug ? 1 : 3):file:\(file)", 1)
+                if !debug { setenv("LIBVIRT_LOG_FILTERS", "", 1) }
+            }
+            return true
+        }
+        guard first else { return }
         virSetErrorFunc(nil) { _, error in
             guard let error else { return }
             let message = error.pointee.message.map { String(cString: $0) } ?? "(no message)"
             LibvirtLog.append("error: code \(error.pointee.code) domain \(error.pointee.domain): \(message)")
         }
+    }
+
+    /// Runs `body` under the log's lock (libvirt's initialisation uses it to
+    /// stay clear of ``redirect(to:)``'s `setenv`).
+    static func synchronise(_ body: () -> Void) {
+        path.withLock { _ in body() }
     }
 
     /// The file libvirt's messages go to, if redirected.
