@@ -28,7 +28,7 @@ struct RunScenarios: AsyncParsableCommand {
     @Option(help: "Scenarios at once (bounded by the machine bound, NODEOS_MAX_MACHINES or the core count).")
     var parallel: Int = 1
 
-    @Option(name: .customLong("connect"), help: "A libvirt URI to run on (repeatable: scenarios spread over them). Default: $NODEOS_LIBVIRT_URI or the embedded driver.")
+    @Option(name: .customLong("connect"), help: "A libvirt URI to run on, or 'embedded' (repeatable: scenarios spread over them). Default: $NODEOS_LIBVIRT_URI or the embedded driver.")
     var uris: [String] = []
 
     @Flag(help: "Leave the failing machine running and say how to reach its console.")
@@ -59,7 +59,8 @@ struct RunScenarios: AsyncParsableCommand {
         let run = try ArtifactsRun(base: artifacts.map { URL(fileURLWithPath: $0) } ?? ArtifactsRun.defaultBase)
         var testbeds: [Testbed] = []
         do {
-            let targets: [String?] = uris.isEmpty ? [Testbed.configuredURI] : uris.map { Optional($0) }
+            // `embedded` names this process's embedded driver, so it can be mixed with remote URIs.
+            let targets: [String?] = uris.isEmpty ? [Testbed.configuredURI] : uris.map { $0 == "embedded" ? nil : $0 }
             for uri in targets { testbeds.append(try await Testbed(uri: uri, artifacts: run)) }
         } catch {
             printError("testbed: cannot open the testbed: \(error)")
