@@ -152,6 +152,37 @@ struct RunCommandTests {
         #expect(json.contains(#""status": "skipped""#))
     }
 
+    @Test("--keep-on-failure keeps the failing machine up until the command is stopped", .requiresNodeOSImage)
+    func keepOnFailure() async throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try "name: kept\nmachines: {k: {}}\nsteps:\n  - boot\n  - succeed: ls /nope\n".write(to: folder.appendingPathComponent("kept.yaml"), atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = testbedBinary
+        process.arguments = ["run", "kept.yaml", "--keep-on-failure"]
+        process.currentDirectoryURL = folder
+        var environment = ProcessInfo.processInfo.environment
+        environment["NODEOS_ARTIFACTS"] = folder.appendingPathComponent("artifacts").path
+        environment["NODEOS_IMAGE"] = TestbedEnvironment.imageDirectory.path
+        process.environment = environment
+        let log = folder.appendingPathComponent("stderr.log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        process.standardError = try FileHandle(forWritingTo: log)
+        process.standardOutput = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        var text = ""
+        for _ in 0..<240 where !text.contains("press Ctrl-C") && process.isRunning {
+            try await Task.sleep(for: .milliseconds(500))
+            text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        }
+        #expect(text.contains("--keep-on-failure: machine 'kept-k' is still running"))
+        #expect(process.isRunning, "the command should wait while the machine is kept")
+        process.terminate()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 143 || process.terminationStatus == 1)
+    }
+
     @Test("--filter that matches nothing is bad input")
     func filterMatchesNothing() throws {
         let folder = try temporaryFolder()
