@@ -116,6 +116,10 @@ struct PackageInstallTests {
             }, waitForAgent: false) { machine in
                 _ = try await machine.console.expect(.regex(#"nodeos: packages alice ok [0-9]+ms"#), timeout: Self.npmTimeout)
                 try await machine.waitForAgent(timeout: Self.npmTimeout)
+                // The install time is a boot phase of its own, before ready.
+                let report = await machine.bootReport()
+                let phases = report.guestPhases.map(\.name)
+                #expect(phases.suffix(2) == ["packages", "ready"], "phases: \(phases)")
                 #expect(try await machine.succeed("hello", user: "alice").contains("hello-cli 1.0.0"))
                 let result = try await machine.readFile("/run/nodeos/config-result.json")
                 #expect(String(decoding: result, as: UTF8.self).contains("\"applied\": true"))

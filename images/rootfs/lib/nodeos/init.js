@@ -346,7 +346,16 @@ function startService(service) {
   });
 }
 
+// Packages listed in the configuration are part of coming up as specified;
+// when there are any, their install time is a boot phase of its own.
 function installPackages() {
+  const wanted = Object.values(system.config?.users ?? {}).some((u) => u.packages?.length);
+  if (!wanted) return;
+  installEachUsersPackages();
+  phase('packages');
+}
+
+function installEachUsersPackages() {
   for (const [name, user] of Object.entries(system.config?.users ?? {})) {
     if (!user.packages?.length) continue;
     const { execFileSync } = childProcess();
