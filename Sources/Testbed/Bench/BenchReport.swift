@@ -17,7 +17,7 @@ public enum BenchReport {
         <p class="facts">image \(escape(f.imageHash)) · commit \(escape(f.commit)) · \(escape(f.accelerator)) · \(f.cores) cores · \(escape(f.host)) · \(escape(f.qemuVersion)) · kernel \(escape(f.kernelVersion)) · node \(escape(f.nodeVersion)) · \(escape(f.date))</p>
         """
         page += headline(latest)
-        page += "<h2>Boot timeline (median time in each phase, guest clock)</h2>" + timelineSVG(latest)
+        page += "<h2>Boot timeline to the ready line (median time in each phase)</h2>" + timelineSVG(latest)
         page += "<h2>Ready time over the history (median, ms)</h2>" + trendSVG(history.isEmpty ? [latest] : history)
         page += "<h2>Memory after boot (median, MiB)</h2>" + memorySVG(latest)
         page += phaseTable(latest)
@@ -44,28 +44,39 @@ public enum BenchReport {
 
     static func timelineSVG(_ r: BenchResult) -> String {
         let runners = r.summary.phases.keys.sorted(by: >)
-        let order = r.summary.phaseOrder
-        let totals = runners.map { runner in order.reduce(0.0) { $0 + (r.summary.phases[runner]?[$1]?.median ?? 0) } }
+        // The first segment is what the guest clock cannot see: QEMU's start,
+        // firmware and kernel loading, and the host reading the ready line.
+        let host = "host + firmware"
+        let order = [host] + r.summary.phaseOrder
+        func median(_ runner: String, _ phase: String) -> Double {
+            if phase == host {
+                let gaps = r.samples.filter { $0.runner == runner }.compactMap { s in s.phases.last.map { s.readyMs - $0.ms } }
+                return max(Statistics.median(gaps) ?? 0, 0)
+            }
+            return r.summary.phases[runner]?[phase]?.median ?? 0
+        }
+        let totals = runners.map { runner in order.reduce(0.0) { $0 + median(runner, $1) } }
         let maxTotal = max(totals.max() ?? 1, 1)
         let width = 900.0, left = 90.0, barHeight = 28.0, gap = 14.0
-        let scale = (width - left - 20) / maxTotal
+        let scale = (width - left - 90) / maxTotal
         let legendTop = Double(runners.count) * (barHeight + gap) + 30
+        let colors = ["#bbbbbb"] + palette
         var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(legendTop + 24 * Double((order.count + 4) / 5)))\" font-size=\"12\">"
         for (row, runner) in runners.enumerated() {
             let y = 10 + Double(row) * (barHeight + gap)
             svg += "<text x=\"0\" y=\"\(y + 18)\">\(escape(runner))</text>"
             var x = left
             for (i, phase) in order.enumerated() {
-                let ms = r.summary.phases[runner]?[phase]?.median ?? 0
+                let ms = median(runner, phase)
                 let w = max(ms * scale, 0)
-                svg += String(format: "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.0f\" fill=\"%@\"><title>%@: %.0f ms</title></rect>", x, y, w, barHeight, palette[i % palette.count], escape(phase), ms)
+                svg += String(format: "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.0f\" fill=\"%@\"><title>%@: %.0f ms</title></rect>", x, y, w, barHeight, colors[i % colors.count], escape(phase), ms)
                 x += w
             }
             svg += String(format: "<text x=\"%.1f\" y=\"%.1f\">%.0f ms</text>", x + 4, y + 18, totals[row])
         }
         for (i, phase) in order.enumerated() {
             let x = Double(i % 5) * 170, y = legendTop + Double(i / 5) * 22
-            svg += String(format: "<rect x=\"%.0f\" y=\"%.0f\" width=\"12\" height=\"12\" fill=\"%@\"/><text x=\"%.0f\" y=\"%.0f\">%@</text>", x, y, palette[i % palette.count], x + 16, y + 11, escape(phase))
+            svg += String(format: "<rect x=\"%.0f\" y=\"%.0f\" width=\"12\" height=\"12\" fill=\"%@\"/><text x=\"%.0f\" y=\"%.0f\">%@</text>", x, y, colors[i % colors.count], x + 16, y + 11, escape(phase))
         }
         return svg + "</svg>"
     }
