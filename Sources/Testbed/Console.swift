@@ -36,9 +36,21 @@ public final class Console: Sendable {
                 file.write(bytes)
                 log.append(bytes)
             },
-            onEnd: { [log] error in
+            onEnd: { [log, weak self] error in
                 log.close(reason: "the console closed\(error.map { ": \($0.message)" } ?? "")")
+                // QEMU is gone and everything it printed was read: close the
+                // stream now, which removes libvirt's /var/lock/LCK.._pts_N, so
+                // the next machine on this host that gets the same pty number
+                // (in any process) can attach its console.
+                let console = self
+                DispatchQueue.global().async { console?.closeStream() }
             })
+    }
+
+    /// Closes the console stream (idempotent); the log stays readable.
+    func closeStream() {
+        let closing = stream.withLock { stream in defer { stream = nil }; return stream }
+        closing?.close()
     }
 
     func detach(reason: String) {

@@ -122,6 +122,10 @@ public actor Machine {
             console?.log.close(reason: "the machine stopped")
             agent?.fail("the machine stopped")
             shared.notifier.notify()
+            // The console stream normally ends by itself once drained; make sure
+            // it does not keep the pty's lock file past the machine's end.
+            let stoppedConsole = console
+            DispatchQueue.global().asyncAfter(deadline: .now() + 1) { stoppedConsole?.closeStream() }
         }
         let notifyOnAgent = agent.notifier
         _ = notifyOnAgent
@@ -134,8 +138,7 @@ public actor Machine {
                 let created = ContinuousClock.now
                 Cleanup.register(domain: domain)
                 do {
-                    let consoleStream = try connection.newStream()
-                    try domain.openConsole(consoleStream)
+                    let consoleStream = try openConsole(domain, connection)
                     try console.attach(consoleStream)
                     if spec.domainSpec(name: name, accelerator: accelerator, capturePath: nil).agentChannel {
                         let channel = try connection.newStream()
@@ -162,6 +165,31 @@ public actor Machine {
         }
         return Machine(name: name, spec: spec, console: console, artifacts: folder, accelerator: accelerator, hostStart: hostStart,
                        startedAt: startedAt, testbed: testbed, domain: domain, agent: agent, shared: shared, context: context)
+    }
+
+    /// Opens the serial console, retrying while another machine's console
+    /// stream still holds the lock file of the pty number this one got.
+    private static func openConsole(_ domain: Domain, _ connection: Connection) throws -> DomainStream {
+        for attempt in 1...50 {
+            let stream = try connection.newStream()
+            let failure: LibvirtError
+            do {
+                try domain.openConsole(stream)
+                return stream
+            } catch {
+                failure = error
+            }
+            stream.close()
+            guard failure.message.contains("locked by lock file"), attempt < 50 else { throw failure }
+            LibvirtLog.append("machine '\(domain.name)': console busy (\(failure.message)); retrying")
+            if let stale = StalePtyLock(message: failure.message), stale.isStale {
+                LibvirtLog.append("machine '\(domain.name)': removing \(stale.lockFile): process \(stale.pid) no longer has \(stale.device) open")
+                try? FileManager.default.removeItem(atPath: stale.lockFile)
+                continue
+            }
+            usleep(100_000)
+        }
+        throw TestbedError.setup("opening the console of '\(domain.name)': gave up")
     }
 
     // MARK: Waiting
@@ -459,6 +487,39 @@ public actor Machine {
 
     static func quote(_ argv: [String]) -> String {
         "'" + argv.joined(separator: " ") + "'"
+    }
+}
+
+/// libvirt's lock on a pty (`/var/lock/LCK.._pts_N`), read from its error
+/// message: "Requested device '/dev/pts/1' is locked by lock file
+/// '/var/lock/LCK.._pts_1' held by process 22495".
+///
+/// Stale when the holding process keeps no descriptor on that pty: its
+/// console stream is gone (a process that did not close it, or leaked it),
+/// and with it any reason for the lock.
+struct StalePtyLock: Equatable {
+    var device: String
+    var lockFile: String
+    var pid: Int32
+
+    init(device: String, lockFile: String, pid: Int32) {
+        self.device = device
+        self.lockFile = lockFile
+        self.pid = pid
+    }
+
+    init?(message: String) {
+        let quoted = message.split(separator: "'", omittingEmptySubsequences: false).map(String.init)
+        guard quoted.count >= 5, quoted[1].hasPrefix("/dev/pts/"), quoted[3].hasPrefix("/var/lock/"),
+              let pidText = quoted[4].split(separator: " ").last(where: { Int32($0) != nil }), let pid = Int32(pidText) else { return nil }
+        device = quoted[1]
+        lockFile = quoted[3]
+        self.pid = pid
+    }
+
+    var isStale: Bool {
+        guard let fds = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd") else { return true }
+        return !fds.contains { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)")) == device }
     }
 }
 

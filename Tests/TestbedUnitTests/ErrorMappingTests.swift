@@ -50,3 +50,21 @@ struct ErrorMappingTests {
         #expect(text.hasSuffix("--- artifacts: /a/run/web"))
     }
 }
+
+@Suite("Pty lock errors")
+struct PtyLockTests {
+    @Test("libvirt's lock message is read apart")
+    func parses() throws {
+        let lock = try #require(StalePtyLock(message: "operation failed: Requested device '/dev/pts/1' is locked by lock file '/var/lock/LCK.._pts_1' held by process 22495"))
+        #expect(lock == StalePtyLock(device: "/dev/pts/1", lockFile: "/var/lock/LCK.._pts_1", pid: 22495))
+        #expect(StalePtyLock(message: "internal error: something else") == nil)
+    }
+
+    @Test("a lock whose holder has the pty open is not stale; a dead holder's is")
+    func staleness() {
+        let held = open("/dev/null", O_RDONLY)
+        defer { close(held) }
+        #expect(StalePtyLock(device: "/dev/null", lockFile: "/x", pid: getpid()).isStale == false)
+        #expect(StalePtyLock(device: "/dev/pts/999", lockFile: "/x", pid: 999_999_999).isStale)
+    }
+}
