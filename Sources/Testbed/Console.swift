@@ -54,10 +54,8 @@ public final class Console: Sendable {
     }
 
     func detach(reason: String) {
-        stream.withLock { stream in
-            stream?.close()
-            stream = nil
-        }
+        // No lock is held across the libvirt call.
+        closeStream()
         log.close(reason: reason)
         file.close()
     }

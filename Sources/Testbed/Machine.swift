@@ -412,24 +412,50 @@ public actor Machine {
         guard !finished else { return }
         finished = true
         let domain = self.domain
-        if destroy || domain.isActive() {
-            _ = try? await Blocking.run { if domain.isActive() { try domain.destroy() } }
+        // A stopped event means QEMU is gone (and the transient domain with it).
+        if shared.stopped.withLock({ $0 }) == nil {
+            _ = try? await Blocking.run {
+                if domain.isActive() { try domain.destroy() }
+            }
         }
         Cleanup.unregister(domain: domain)
         shared.stopped.withLock { if $0 == nil { $0 = "the machine was destroyed" } }
         testbed.onLifecycle(of: name, nil)
-        console.detach(reason: "the machine stopped")
-        agent.close()
+        // The report first: whatever happens next, the artifacts say how it went.
+        let report = bootReport(memory: nil)
+        try? report.json.write(to: artifacts.appendingPathComponent("report.json"), atomically: true, encoding: .utf8)
+        await Self.closeStreams(console, agent, machine: name)
         if let root = testbed.embedRoot {
             Self.copyIfPresent(root.qemuLog(domain: name), to: artifacts.appendingPathComponent("qemu.log"))
         }
         if let log = LibvirtLog.file {
             Self.copyIfPresent(log, to: artifacts.appendingPathComponent("libvirt.log"))
         }
-        let report = bootReport(memory: nil)
-        try? report.json.write(to: artifacts.appendingPathComponent("report.json"), atomically: true, encoding: .utf8)
         testbed.releaseName(name)
         await MachineLimiter.shared.release()
+    }
+
+    /// Closes the console and agent streams off the cooperative pool, waiting
+    /// at most 10 s: a stuck libvirt stream must not keep a test from ending.
+    private static func closeStreams(_ console: Console, _ agent: AgentClient, machine: String) async {
+        final class Once: Sendable {
+            private let done = Atomic<Bool>(false)
+            func claim() -> Bool { !done.exchange(true, ordering: .acquiringAndReleasing) }
+        }
+        let once = Once()
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                console.detach(reason: "the machine stopped")
+                agent.close()
+                if once.claim() { continuation.resume() }
+            }
+            DispatchQueue.global().asyncAfter(deadline: .now() + 10) {
+                if once.claim() {
+                    LibvirtLog.append("machine '\(machine)': closing its console and agent streams took over 10 s; going on")
+                    continuation.resume()
+                }
+            }
+        }
     }
 
     private static func copyIfPresent(_ source: String, to target: URL) {
