@@ -202,6 +202,9 @@ public struct Step: Sendable {
         case memory([(metric: MemoryMetric, ceilingKiB: UInt64)])
         case traffic(only: TrafficScope?, tarballs: CountBound?, requests: CountBound?)
         case sleep(Duration)
+        /// The user's home volume passes `e2fsck -fn` on the host; with
+        /// `needsRecovery` set, whether its journal still needs replaying.
+        case fsck(user: String, needsRecovery: Bool?)
     }
 
     /// 1-based position in the scenario.
@@ -231,6 +234,7 @@ public struct Step: Sendable {
         case .memory: "memory"
         case .traffic: "traffic"
         case .sleep: "sleep"
+        case .fsck: "fsck"
         }
     }
 }

@@ -356,6 +356,7 @@ struct Reader {
         "memory": ["machine", "name"],
         "traffic": ["machine", "name"],
         "sleep": ["name"],
+        "fsck": ["machine", "name", "needs-recovery"],
     ]
     static let scalarSteps: Set<String> = ["boot", "reboot", "shutdown", "crash"]
     static let knownPhases = ["firstConsoleByte", "kernel", "node", "init", "mounts", "config", "homes", "packages", "network", "agent", "ready", "agentReady"]
@@ -537,6 +538,14 @@ struct Reader {
             if let tarballs { parts.append("tarballs \(tarballs)") }
             if let requests { parts.append("requests \(requests)") }
             described = "traffic: " + parts.joined(separator: ", ")
+        case "fsck":
+            let home = try string(value)
+            if let machine, let definition = machines.first(where: { $0.name == machine }), !definition.homes.contains(where: { $0.user == home }) {
+                throw error(value, "machine '\(machine)' has no home volume for '\(home)' (homes: \(definition.homes.map(\.user).joined(separator: ", ")))")
+            }
+            let recovery = try keys["needs-recovery"].map { try bool($0) }
+            parsed = .fsck(user: home, needsRecovery: recovery)
+            described = "fsck \(home)'s home\(recovery == false ? ", nothing left in the journal" : recovery == true ? ", journal to replay" : "")"
         case "sleep":
             let pause = try duration(value)
             parsed = .sleep(pause)

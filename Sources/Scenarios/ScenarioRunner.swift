@@ -468,6 +468,21 @@ final class Execution: @unchecked Sendable {
 
         case .sleep(let pause):
             try await Task.sleep(for: pause)
+
+        case .fsck(let user, let needsRecovery):
+            let state = try state(step)
+            if let machine = state.current, !(await machine.isStopped) {
+                throw StepFailure(summary: "machine '\(state.definition.name)' is running: shut it down (or crash it) before checking \(user)'s volume", machine: machine)
+            }
+            guard let volume = state.homes[user] else { throw StepFailure(summary: "no home volume for \(user)", kind: .error) }
+            let (recovery, check) = try await Task.detached { (try volume.needsRecovery(), try volume.check()) }.value
+            if let needsRecovery, recovery != needsRecovery {
+                throw StepFailure(summary: "\(user)'s volume \(recovery ? "still has a journal to replay (it was not unmounted cleanly)" : "has nothing in its journal to replay")",
+                                  details: "volume: \(volume.path.path)", machine: state.current)
+            }
+            guard check.clean else {
+                throw StepFailure(summary: "e2fsck found problems on \(user)'s volume", details: check.output, machine: state.current)
+            }
         }
     }
 
