@@ -163,6 +163,20 @@ struct ParserTests {
         }
     }
 
+    @Test("fsck names a home the machine has")
+    func fsck() throws {
+        let scenario = try parse("machines:\n  m:\n    homes: {alice: {}}\nsteps:\n  - boot\n  - shutdown\n  - fsck: alice\n    needs-recovery: false\n")
+        if case .fsck(let user, let recovery) = scenario.steps[2].action {
+            #expect(user == "alice")
+            #expect(recovery == false)
+        } else {
+            Issue.record("step 3 is not fsck")
+        }
+        let error = parseError("machines:\n  m:\n    homes: {alice: {}}\nsteps:\n  - fsck: bob\n")
+        #expect(error?.location == SourceLocation(file: "file.yaml", line: 5, column: 11))
+        #expect(error?.message.contains("no home volume for 'bob'") == true)
+    }
+
     @Test("output matchers", arguments: [
         (OutputMatcher.equals("42"), "42\n", true),
         (.equals("42"), "420\n", false),
