@@ -1,5 +1,6 @@
 import Foundation
 import NpmRegistry
+import Synchronization
 import Testbed
 
 /// What the runner reports while it works (the CLI prints these).
@@ -182,14 +183,19 @@ final class Execution: @unchecked Sendable {
             options.onEvent(.stepStarted(scenario: scenario.name, step: step.index, label: step.label))
             var message: String?
             do {
+                // A watchdog over the step's own deadlines: a testbed call that never
+                // returns fails the step instead of hanging the whole run.
+                var limit = step.timeout.map { $0 + Self.watchdogGrace } ?? Self.watchdogDefault
                 if let deadline {
                     let remaining = deadline - clock.now
                     guard remaining > .zero else { throw StepFailure(summary: "the scenario's timeout of \(scenario.timeout!.scenarioText) has passed") }
-                    try await withDeadline(remaining, "running the scenario (its timeout is \(scenario.timeout!.scenarioText))") { [self] in
-                        try await perform(step)
-                    }
-                } else {
-                    try await perform(step)
+                    limit = min(limit, remaining)
+                }
+                let finished = try await abandoning(after: limit) { [self] in try await perform(step) }
+                if finished == nil {
+                    throw StepFailure(summary: deadline != nil && limit < (step.timeout.map { $0 + Self.watchdogGrace } ?? Self.watchdogDefault)
+                                          ? "the scenario's timeout of \(scenario.timeout!.scenarioText) passed during this step"
+                                          : "the step did not finish within \(limit.scenarioText) (the testbed stopped waiting for it)")
                 }
             } catch {
                 var converted = convert(error)
@@ -232,7 +238,8 @@ final class Execution: @unchecked Sendable {
                 kept.append(KeptMachine(machine: machine, uri: testbed.uri, domain: machine.name))
                 continue
             }
-            await machine.finish(destroy: true)
+            // Bounded: a machine that cannot be torn down is left to the exit-time cleanup.
+            _ = try? await abandoning(after: Self.teardownLimit) { await machine.finish(destroy: true) }
         }
         if kept.isEmpty { await registry?.stop() }
 
@@ -240,6 +247,11 @@ final class Execution: @unchecked Sendable {
                               seconds: elapsed(since: start), startedAt: startedAt, steps: steps, failure: failure,
                               bootReports: reports, artifacts: folder.path, libvirtURI: testbed.uri, kept: kept)
     }
+
+    /// How long past a step's own `timeout` the watchdog waits; and without one, in all.
+    static let watchdogGrace: Duration = .seconds(60)
+    static let watchdogDefault: Duration = .seconds(1200)
+    static let teardownLimit: Duration = .seconds(90)
 
     func convert(_ error: any Error) -> StepFailure {
         switch error {
@@ -572,4 +584,32 @@ final class Execution: @unchecked Sendable {
             }
         }
     }
+}
+
+/// Runs `body` in a task of its own and returns its result, or `nil` when
+/// `limit` passes first: the task is then cancelled and left behind, so a call
+/// that ignores cancellation cannot hold the caller.
+func abandoning<T: Sendable>(after limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T? {
+    let work = Task { try await body() }
+    let once = Once()
+    return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T?, any Error>) in
+        let timer = Task {
+            try? await Task.sleep(for: limit)
+            guard !Task.isCancelled, once.claim() else { return }
+            work.cancel()
+            continuation.resume(returning: nil)
+        }
+        Task {
+            let result = await work.result
+            timer.cancel()
+            guard once.claim() else { return }
+            continuation.resume(with: result.map { Optional($0) })
+        }
+    }
+}
+
+/// True for the first caller only.
+final class Once: Sendable {
+    private let done = Mutex(false)
+    func claim() -> Bool { done.withLock { done in defer { done = true }; return !done } }
 }
