@@ -561,6 +561,9 @@ public enum CommandWords {
         var escaped = false
         for character in command {
             if escaped {
+                // Inside double quotes a backslash escapes only $ ` " \ (as in
+                // sh); before anything else it stays, so "a\nb" keeps its \n.
+                if quote == "\"" && !"$`\"\\".contains(character) { current.append("\\") }
                 current.append(character)
                 escaped = false
                 continue

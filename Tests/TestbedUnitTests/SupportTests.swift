@@ -10,6 +10,9 @@ struct SupportTests {
         (#"echo "a \"b\"" c\ d"#, ["echo", #"a "b""#, "c d"]),
         ("  spaced   out  ", ["spaced", "out"]),
         ("empty '' arg", ["empty", "", "arg"]),
+        // In double quotes sh keeps a backslash before anything but $ ` " \.
+        (#"node -e "console.log('x\n' + \"y\" + '\\')""#, ["node", "-e", #"console.log('x\n' + "y" + '\')"#]),
+        (#"echo "\$HOME""#, ["echo", "$HOME"]),
     ])
     func split(command: String, words: [String]) {
         #expect(CommandWords.split(command) == words)
