@@ -191,7 +191,7 @@ final class Execution: @unchecked Sendable {
                     guard remaining > .zero else { throw StepFailure(summary: "the scenario's timeout of \(scenario.timeout!.scenarioText) has passed") }
                     limit = min(limit, remaining)
                 }
-                let finished = try await abandoning(after: limit) { [self] in try await perform(step) }
+                let finished: Void? = try await abandoning(after: limit) { [self] in try await perform(step) }
                 if finished == nil {
                     throw StepFailure(summary: deadline != nil && limit < (step.timeout.map { $0 + Self.watchdogGrace } ?? Self.watchdogDefault)
                                           ? "the scenario's timeout of \(scenario.timeout!.scenarioText) passed during this step"
