@@ -166,7 +166,7 @@ struct RunCommandTests {
         environment["NODEOS_IMAGE"] = TestbedEnvironment.imageDirectory.path
         process.environment = environment
         let log = folder.appendingPathComponent("stderr.log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         process.standardError = try FileHandle(forWritingTo: log)
         process.standardOutput = FileHandle.nullDevice
         process.standardInput = FileHandle.nullDevice
