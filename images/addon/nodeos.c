@@ -75,6 +75,19 @@ static int64_t int_arg(napi_env env, napi_value value, int64_t fallback) {
   return result;
 }
 
+// Fetches `count` arguments; missing ones read as undefined, which
+// string_arg and int_arg treat as absent.
+static bool get_args(napi_env env, napi_callback_info info, size_t count, napi_value *argv) {
+  size_t argc = count;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return false;
+  for (size_t i = argc; i < count; i++) napi_get_undefined(env, &argv[i]);
+  return true;
+}
+
+#define ARGS(n)                                                                \
+  napi_value argv[n];                                                          \
+  if (!get_args(env, info, n, argv)) return NULL
+
 static napi_value undefined(napi_env env) {
   napi_value result;
   napi_get_undefined(env, &result);
@@ -83,18 +96,15 @@ static napi_value undefined(napi_env env) {
 
 // mount(source, target, fstype, flags, data)
 static napi_value js_mount(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 4) return throw_type(env, "mount(source, target, fstype, flags[, data])");
+  ARGS(5);
   char *source = string_arg(env, argv[0]);
   char *target = string_arg(env, argv[1]);
   char *fstype = string_arg(env, argv[2]);
   unsigned long flags = (unsigned long)int_arg(env, argv[3], 0);
-  char *data = argc > 4 ? string_arg(env, argv[4]) : NULL;
+  char *data = string_arg(env, argv[4]);
   napi_value result = undefined(env);
   if (!target) {
-    result = throw_type(env, "mount: target must be a string");
+    result = throw_type(env, "mount(source, target, fstype, flags[, data]): target must be a string");
   } else if (mount(source, target, fstype, flags, data) != 0) {
     result = throw_errno(env, errno, "mount", target);
   }
@@ -104,12 +114,10 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
 
 // umount(target, flags)
 static napi_value js_umount(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  char *target = argc > 0 ? string_arg(env, argv[0]) : NULL;
+  ARGS(2);
+  char *target = string_arg(env, argv[0]);
   if (!target) return throw_type(env, "umount(target[, flags])");
-  int flags = argc > 1 ? (int)int_arg(env, argv[1], 0) : 0;
+  int flags = (int)int_arg(env, argv[1], 0);
   napi_value result = undefined(env);
   if (umount2(target, flags) != 0) result = throw_errno(env, errno, "umount", target);
   free(target);
@@ -118,10 +126,8 @@ static napi_value js_umount(napi_env env, napi_callback_info info) {
 
 // reboot("poweroff" | "restart" | "halt")
 static napi_value js_reboot(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  char *how = argc > 0 ? string_arg(env, argv[0]) : NULL;
+  ARGS(1);
+  char *how = string_arg(env, argv[0]);
   int cmd;
   if (how && strcmp(how, "poweroff") == 0) cmd = RB_POWER_OFF;
   else if (how && strcmp(how, "restart") == 0) cmd = RB_AUTOBOOT;
@@ -134,10 +140,8 @@ static napi_value js_reboot(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_sethostname(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  char *name = argc > 0 ? string_arg(env, argv[0]) : NULL;
+  ARGS(1);
+  char *name = string_arg(env, argv[0]);
   if (!name) return throw_type(env, "sethostname(name)");
   napi_value result = undefined(env);
   if (sethostname(name, strlen(name)) != 0) result = throw_errno(env, errno, "sethostname", name);
@@ -154,13 +158,12 @@ static napi_value js_sync(napi_env env, napi_callback_info info) {
 // waitpid(pid, nohang) -> {pid, status, signal} | null when nothing to reap.
 // Only called with explicit pids: waiting on -1 would steal libuv's children.
 static napi_value js_waitpid(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(2);
   pid_t pid = (pid_t)int_arg(env, argv[0], -2);
   if (pid <= 0) return throw_type(env, "waitpid(pid > 0[, nohang])");
   bool nohang = true;
-  if (argc > 1) napi_get_value_bool(env, argv[1], &nohang);
+  napi_valuetype nohang_type;
+  if (napi_typeof(env, argv[1], &nohang_type) == napi_ok && nohang_type == napi_boolean) napi_get_value_bool(env, argv[1], &nohang);
   int status = 0;
   pid_t got = waitpid(pid, &status, nohang ? WNOHANG : 0);
   if (got < 0) {
@@ -192,9 +195,7 @@ static napi_value js_setsid(napi_env env, napi_callback_info info) {
 
 // setctty(fd): make the tty on fd the calling session's controlling terminal.
 static napi_value js_setctty(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(1);
   int fd = (int)int_arg(env, argv[0], -1);
   if (ioctl(fd, TIOCSCTTY, 1) != 0) return throw_errno(env, errno, "ioctl(TIOCSCTTY)", "");
   return undefined(env);
@@ -202,11 +203,12 @@ static napi_value js_setctty(napi_env env, napi_callback_info info) {
 
 // execve(path, argv, envPairs): replaces this process. Returns only on error.
 static napi_value js_execve(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  char *path = argc > 0 ? string_arg(env, argv[0]) : NULL;
-  if (!path || argc < 3) { free(path); return throw_type(env, "execve(path, argv[], env[])"); }
+  ARGS(3);
+  char *path = string_arg(env, argv[0]);
+  bool arrays = false, is_env_array = false;
+  napi_is_array(env, argv[1], &arrays);
+  napi_is_array(env, argv[2], &is_env_array);
+  if (!path || !arrays || !is_env_array) { free(path); return throw_type(env, "execve(path, argv[], env[])"); }
   char **lists[2] = {NULL, NULL};
   for (int which = 0; which < 2; which++) {
     uint32_t length = 0;
@@ -243,13 +245,11 @@ static int set_address(int sock, const char *ifname, unsigned long request,
 // ifup(name[, address, netmask, gateway]): bring an interface up, optionally
 // with a static IPv4 address and a default route.
 static napi_value js_ifup(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  char *name = argc > 0 ? string_arg(env, argv[0]) : NULL;
-  char *address = argc > 1 ? string_arg(env, argv[1]) : NULL;
-  char *netmask = argc > 2 ? string_arg(env, argv[2]) : NULL;
-  char *gateway = argc > 3 ? string_arg(env, argv[3]) : NULL;
+  ARGS(4);
+  char *name = string_arg(env, argv[0]);
+  char *address = string_arg(env, argv[1]);
+  char *netmask = string_arg(env, argv[2]);
+  char *gateway = string_arg(env, argv[3]);
   napi_value result = undefined(env);
   int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   const char *step = "socket";
