@@ -41,15 +41,13 @@ function makeOps({ system }) {
         // detached: a session of its own, so console keys never signal it
         // and a timeout can kill the whole process group.
         const child = system.childProcess().spawn(argv[0], argv.slice(1), { cwd, env, uid: account.uid, gid: account.gid, detached: true, stdio: 'pipe' });
-        system.track(child.pid);
         const out = collect(child.stdout, limit);
         const err = collect(child.stderr, limit);
         let timedOut = false;
         const timer = timeoutMs > 0 ? setTimeout(() => { timedOut = true; killGroup(child.pid); }, timeoutMs) : null;
-        child.once('error', (e) => { clearTimeout(timer); system.untrack(child.pid); reject(Object.assign(new Error(`exec ${argv[0]}: ${e.message}`), { code: e.code })); });
+        child.once('error', (e) => { clearTimeout(timer); reject(Object.assign(new Error(`exec ${argv[0]}: ${e.message}`), { code: e.code })); });
         child.once('close', (status, signal) => {
           clearTimeout(timer);
-          system.untrack(child.pid);
           const o = out(); const e = err();
           resolve({
             status, signal, stdout: o.text, stderr: e.text, stdoutTruncated: o.truncated, stderrTruncated: e.truncated,

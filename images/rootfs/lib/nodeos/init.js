@@ -174,7 +174,7 @@ function mountHomes() {
     let readOnly = superblock.hasErrors;
     try {
       const flags = a.MS_NOSUID | a.MS_NODEV | a.MS_NOATIME | (readOnly ? a.MS_RDONLY : 0);
-      a.mount(device, target, 'ext4', flags, readOnly ? 'errors=remount-ro' : 'errors=remount-ro');
+      a.mount(device, target, 'ext4', flags, 'errors=remount-ro');
       if (readOnly) error('homes', `${serial} (${device}): the file system has recorded errors; mounted read-only, check it with e2fsck`);
     } catch (first) {
       try {
@@ -282,8 +282,6 @@ function childProcess() {
   return childProcessModule;
 }
 system.childProcess = childProcess;
-system.track = (pid) => system.spawned.add(pid);
-system.untrack = () => {};
 
 function reapOrphans() {
   for (const entry of safeReaddir('/proc')) {
@@ -495,7 +493,8 @@ function main() {
 
   system.addon = require('./nodeos.node');
   try { system.addon.setsid(); } catch { /* already a session leader */ }
-  const ok = step('mounts', mountAll) !== undefined || fs.existsSync('/proc/self');
+  step('mounts', mountAll);
+  const ok = fs.existsSync('/proc/self');
   const kmsg = step('kmsg', readKmsg) ?? { records: [], offsetMs: 0 };
   const cmdline = parseCmdline(read('/proc/cmdline') ?? '');
   system.settings = cmdline.settings;
