@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         // C shims: libvirt (+ libvirt-qemu for the qemu namespace API) and libpcap.
@@ -78,6 +79,15 @@ let package = Package(
         .testTarget(
             name: "TestbedIntegrationTests",
             dependencies: ["Testbed", "TestbedTesting", "NpmRegistry"]
+        ),
+        // `make reliability`: injected faults, fuzzing and the soak, with a ledger.
+        .testTarget(
+            name: "ReliabilityTests",
+            dependencies: [
+                "Testbed", "TestbedTesting", "NpmRegistry", "Scenarios",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            exclude: ["Fixtures"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -13,6 +13,9 @@ public enum Fault: Sendable, Equatable, Codable, CustomStringConvertible {
     case truncatedTarball
     /// Send the tarball with bytes flipped (same length), so its integrity check fails.
     case corruptTarball
+    /// Answer metadata requests (packuments, version documents) with
+    /// `200 OK` and a body that is not JSON: a broken proxy or a wrong URL.
+    case garbageMetadata
 
     public var description: String {
         switch self {
@@ -21,6 +24,7 @@ public enum Fault: Sendable, Equatable, Codable, CustomStringConvertible {
         case .slow(let delay): "slow (\(delay))"
         case .truncatedTarball: "truncated tarball"
         case .corruptTarball: "corrupt tarball"
+        case .garbageMetadata: "garbage metadata"
         }
     }
 }
@@ -38,9 +42,10 @@ struct FaultPlan: Equatable, Sendable {
     var delay: Duration = .zero
     var status: Int? = nil
     var damage: TarballDamage = .none
+    var garbage = false
 
-    init(delay: Duration = .zero, status: Int? = nil, damage: TarballDamage = .none) {
-        (self.delay, self.status, self.damage) = (delay, status, damage)
+    init(delay: Duration = .zero, status: Int? = nil, damage: TarballDamage = .none, garbage: Bool = false) {
+        (self.delay, self.status, self.damage, self.garbage) = (delay, status, damage, garbage)
     }
 
     /// Delays add up; the first HTTP error and the first tarball damage win.
@@ -55,12 +60,16 @@ struct FaultPlan: Equatable, Sendable {
             case .httpError(let status): if self.status == nil { self.status = status }
             case .truncatedTarball: if route.isTarball && damage == .none { damage = .truncate }
             case .corruptTarball: if route.isTarball && damage == .none { damage = .corrupt }
+            case .garbageMetadata: if route.isMetadata { garbage = true }
             }
         }
     }
 
     /// Flips every byte of the middle half of the gzip stream: same length,
     /// different digest, and gunzip fails too.
+    /// What a garbage answer carries: an HTML error page, as proxies send.
+    static let garbageBody = "<html><body>502 Bad Gateway \u{1}\u{2}\u{3}</body></html>\n"
+
     static func corrupt(_ tarball: [UInt8]) -> [UInt8] {
         var bytes = tarball
         let start = bytes.count / 4

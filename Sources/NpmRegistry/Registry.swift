@@ -314,6 +314,9 @@ private struct RegistryResponder: HTTPResponder {
         if let status = plan.status {
             return json(#"{"error":"injected fault: HTTP \#(status)"}"#, status: .init(code: status))
         }
+        if plan.garbage {
+            return json(FaultPlan.garbageBody)
+        }
         let catalog = shared.catalog
         switch route {
         case .packument(let name):

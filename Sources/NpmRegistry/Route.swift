@@ -54,6 +54,14 @@ public enum Route: Equatable, Sendable {
         if case .tarball = self { return true }
         return false
     }
+
+    /// A packument or a version document.
+    public var isMetadata: Bool {
+        switch self {
+        case .packument, .version: true
+        default: false
+        }
+    }
 }
 
 extension String {

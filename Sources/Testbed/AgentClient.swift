@@ -18,6 +18,8 @@ final class AgentClient: Sendable {
         var send: (@Sendable ([UInt8]) throws -> Void)?
         var stream: DomainStream?
         var closed: String?
+        /// When the last bytes came from the guest.
+        var lastInput: ContinuousClock.Instant?
     }
 
     private let state = Mutex(State())
@@ -70,14 +72,16 @@ final class AgentClient: Sendable {
 
     /// Called on the event-loop thread with bytes from the guest.
     func receive(_ bytes: [UInt8]) {
-        let lines: [[UInt8]]
-        do {
-            lines = try state.withLock { try $0.splitter.feed(bytes) }
-        } catch {
-            transcript.write("{\"error\":\(JSONValue.string("\(error)").jsonText)}\n")
-            return
+        let batch = state.withLock { $0.splitter.feed(bytes) }
+        state.withLock { $0.lastInput = .now }
+        defer {
+            // After the lines that completed before it: their answers are good.
+            if let overflow = batch.overflow {
+                transcript.write("{\"error\":\(JSONValue.string("\(overflow)").jsonText)}\n")
+                failPending("\(overflow); the requests waiting for an answer were failed")
+            }
         }
-        for line in lines {
+        for line in batch.lines {
             log("in", line)
             let frame: AgentFrame
             do {
@@ -120,6 +124,19 @@ final class AgentClient: Sendable {
         for (_, continuation) in pending { continuation.resume(throwing: AgentChannelClosed(reason: reason)) }
         notifier.notify()
     }
+
+    /// Fails the requests waiting now; the channel stays open for new ones.
+    func failPending(_ reason: String) {
+        let pending = state.withLock { state in
+            defer { state.pending = [:] }
+            return state.pending
+        }
+        for (_, continuation) in pending { continuation.resume(throwing: AgentProtocolFailure(reason: reason)) }
+        notifier.notify()
+    }
+
+    /// When the guest last sent anything on the channel.
+    var lastInput: ContinuousClock.Instant? { state.withLock { $0.lastInput } }
 
     /// Forgets the last boot's `ready` (before a reboot).
     func expectNewBoot() {
@@ -169,6 +186,12 @@ final class AgentClient: Sendable {
 
 /// The agent channel closed while a request was waiting.
 public struct AgentChannelClosed: Error, CustomStringConvertible, Sendable {
+    public var reason: String
+    public var description: String { reason }
+}
+
+/// The agent broke the protocol (a line over the limit) while a request waited.
+public struct AgentProtocolFailure: Error, CustomStringConvertible, Sendable {
     public var reason: String
     public var description: String { reason }
 }

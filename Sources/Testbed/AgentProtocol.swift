@@ -67,42 +67,64 @@ public enum AgentProtocolError: Error, Sendable, Equatable, CustomStringConverti
         switch self {
         case .malformed(let text): "the agent sent a line that is not a JSON object: \(text)"
         case .missingField(let field): "the agent sent a frame without '\(field)'"
-        case .lineTooLong(let count): "the agent sent a line of \(count) bytes, over the 64 MiB limit"
+        case .lineTooLong(let count): "the agent sent a line of more than \(count) bytes, over the \(AgentProtocol.maxLineBytes >> 20) MiB limit: the line was discarded"
         }
     }
 }
 
 /// Splits a byte stream into `\n`-terminated lines.
+///
+/// Memory stays bounded whatever the peer sends: a line that grows past
+/// `maxLineBytes` is reported once and then skipped up to its end, so the
+/// stream resynchronises on the next line.
 public struct LineSplitter: Sendable {
     private var pending: [UInt8] = []
+    /// Inside an over-long line: bytes are dropped until its `\n`.
+    private var skipping = false
     public let maxLineBytes: Int
 
     public init(maxLineBytes: Int = AgentProtocol.maxLineBytes) {
         self.maxLineBytes = maxLineBytes
     }
 
-    /// Feeds bytes; returns the complete lines (without `\n`, `\r` trimmed).
-    public mutating func feed(_ bytes: [UInt8]) throws(AgentProtocolError) -> [[UInt8]] {
+    /// What one chunk completed: lines (without `\n`, `\r` trimmed), and the
+    /// over-long line that started in it, if any.
+    public struct Batch: Sendable, Equatable {
+        public var lines: [[UInt8]] = []
+        public var overflow: AgentProtocolError?
+    }
+
+    /// Feeds bytes; returns the complete lines and whether a line crossed the limit.
+    public mutating func feed(_ bytes: [UInt8]) -> Batch {
         var lines: [[UInt8]] = []
         var start = bytes.startIndex
         for index in bytes.indices where bytes[index] == UInt8(ascii: "\n") {
-            var line = pending + bytes[start..<index]
+            if skipping {
+                skipping = false
+            } else {
+                var line = pending + bytes[start..<index]
+                if line.last == UInt8(ascii: "\r") { line.removeLast() }
+                if !line.isEmpty { lines.append(line) }
+            }
             pending = []
-            if line.last == UInt8(ascii: "\r") { line.removeLast() }
-            if !line.isEmpty { lines.append(line) }
             start = index + 1
         }
+        if skipping { return Batch(lines: lines) }
         pending.append(contentsOf: bytes[start...])
         if pending.count > maxLineBytes {
             let count = pending.count
             pending = []
-            throw .lineTooLong(count)
+            skipping = true
+            return Batch(lines: lines, overflow: .lineTooLong(count))
         }
-        return lines
+        return Batch(lines: lines)
     }
 
     /// Drops a partial line (after the guest rebooted).
-    public mutating func reset() { pending = [] }
+    public mutating func reset() {
+        pending = []
+        skipping = false
+    }
 }
 
 /// What a command run through the agent returned. Output streams stay apart.

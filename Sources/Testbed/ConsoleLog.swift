@@ -126,6 +126,7 @@ public final class ConsoleLog: Sendable {
     struct State {
         var bytes: [UInt8] = []
         var firstByteAt: ContinuousClock.Instant?
+        var lastByteAt: ContinuousClock.Instant?
         var pendingLineStart = 0
         var closed: String?
     }
@@ -147,6 +148,7 @@ public final class ConsoleLog: Sendable {
         guard !chunk.isEmpty else { return }
         let lines: [(String, Int)] = state.withLock { state in
             if state.firstByteAt == nil { state.firstByteAt = instant }
+            state.lastByteAt = instant
             state.bytes.append(contentsOf: chunk)
             var lines: [(String, Int)] = []
             var index = max(state.pendingLineStart, state.bytes.count - chunk.count)
@@ -188,6 +190,9 @@ public final class ConsoleLog: Sendable {
 
     /// When the first byte arrived.
     public var firstByteAt: ContinuousClock.Instant? { state.withLock { $0.firstByteAt } }
+
+    /// When the latest bytes arrived.
+    public var lastByteAt: ContinuousClock.Instant? { state.withLock { $0.lastByteAt } }
 
     /// A copy of every byte so far.
     public var bytes: [UInt8] { state.withLock { $0.bytes } }

@@ -146,7 +146,7 @@ public actor Machine {
                         try agent.attach(channel)
                     }
                     let attached = ContinuousClock.now
-                    try domain.resume()
+                    if !spec.startsPaused { try domain.resume() }
                     LibvirtLog.append(String(format: "machine '%@': domain created %.0f ms after host start, console and agent attached in %.0f ms, resumed in %.0f ms",
                                              name, (created - hostStart).milliseconds, (attached - created).milliseconds, (ContinuousClock.now - attached).milliseconds))
                 } catch {
@@ -241,7 +241,7 @@ public actor Machine {
                 }
             }
         } catch let error as TimeoutError {
-            throw context.failure(.timeout, error.description)
+            throw context.failure(.timeout, error.description + (await silenceNote(since: hostStart, timeout: timeout)))
         }
     }
 
@@ -349,20 +349,57 @@ public actor Machine {
     }
 
     /// Sends one agent request with a deadline; maps failures to ``MachineError``.
+    ///
+    /// While it waits, it also watches the agent's port: when the guest closes
+    /// it (the agent died), the request fails then, not at the deadline.
     public func request(_ op: String, _ fields: [String: JSONValue] = [:], timeout: Duration? = nil, what: String? = nil) async throws -> JSONValue {
         let what = what ?? "agent '\(op)'"
         let agent = self.agent
+        let domain = self.domain
+        let timeout = timeout ?? deadlines.command
+        let sent = ContinuousClock.now
         do {
-            return try await withDeadline(timeout ?? deadlines.command, what) {
-                try await agent.request(op, fields)
+            return try await withDeadline(timeout, what) {
+                try await withThrowingTaskGroup(of: JSONValue.self) { group in
+                    group.addTask { try await agent.request(op, fields) }
+                    group.addTask {
+                        try await AgentPortWatch.untilClosed(domain, channel: AgentProtocol.channelName)
+                        throw AgentChannelClosed(reason: "the guest closed the agent port (\(AgentProtocol.channelName)) while the request was waiting: the agent is gone")
+                    }
+                    defer { group.cancelAll() }
+                    guard let first = try await group.next() else { throw CancellationError() }
+                    return first
+                }
             }
         } catch let error as AgentError {
             throw context.failure(.agent, "\(what): the agent answered \(error)")
+        } catch let error as AgentProtocolFailure {
+            throw context.failure(.agent, "\(what): \(error.reason)")
         } catch let error as AgentChannelClosed {
             throw context.failure(.machineStopped, "\(what): \(error.reason)")
         } catch let error as TimeoutError {
-            throw context.failure(.timeout, error.description)
+            throw context.failure(.timeout, error.description + (await silenceNote(since: sent, timeout: timeout)))
         }
+    }
+
+    /// Why a wait may have seen nothing: a console that never printed, or a
+    /// guest that went quiet on both channels (init hung).
+    private func silenceNote(since: ContinuousClock.Instant, timeout: Duration) async -> String {
+        let domain = self.domain
+        let state = (try? await Blocking.run { try domain.state() }).map { "\($0)" } ?? "unknown"
+        if console.log.count == 0 {
+            return "; the console printed nothing at all since the machine started (\((ContinuousClock.now - hostStart).formattedSeconds)): the firmware or kernel never ran, or the console goes elsewhere; libvirt says the domain is \(state)"
+        }
+        // The console may still print what the guest did just before it
+        // stopped: quiet means nothing for the second half of the wait.
+        let quietSince = ContinuousClock.now - min(timeout / 2, .seconds(30))
+        let agentQuiet = agent.lastInput.map { $0 < since } ?? true
+        let consoleQuiet = (console.log.lastByteAt ?? hostStart) < quietSince
+        if agentQuiet && consoleQuiet {
+            let consoleAge = console.log.lastByteAt.map { (ContinuousClock.now - $0).formattedSeconds } ?? "ever"
+            return "; the agent sent nothing since the request (\((ContinuousClock.now - since).formattedSeconds)) and the console nothing for \(consoleAge): init looks hung; libvirt says the domain is \(state)"
+        }
+        return ""
     }
 
     // MARK: Lifecycle
@@ -396,6 +433,16 @@ public actor Machine {
             throw error
         }
         await finish(destroy: false)
+    }
+
+    /// Lets a machine started with ``MachineSpec/startsPaused`` run.
+    public func resume() async throws {
+        let domain = self.domain
+        do {
+            try await Blocking.run { try domain.resume() }
+        } catch let error as LibvirtError {
+            throw context.failure(.testbed, error.description)
+        }
     }
 
     /// Pulls the plug: destroys the domain at once (no guest shutdown).

@@ -58,6 +58,10 @@ public struct MachineSpec: Sendable {
     /// Steps whose `nodeos: error STEP: …` lines a test provokes on purpose
     /// (e.g. `homes` for a corrupt volume); any other guest error is a problem.
     public var allowedGuestErrors: Set<String> = []
+    /// Create the domain but leave its vCPUs stopped until ``Machine/resume()``:
+    /// a guest that never prints anything (tests of the testbed's own
+    /// explanations use it), or one to attach a debugger to first.
+    public var startsPaused = false
     /// The emulator binary.
     public var emulator: String = "/usr/bin/qemu-system-x86_64"
     /// Firmware ROM (`-bios`); default qboot where installed, as `images/qemu-boot` uses.

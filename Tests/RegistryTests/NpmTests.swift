@@ -170,6 +170,13 @@ struct NpmTests {
         #expect(result.binExists == false)
     }
 
+    @Test("garbage metadata (an HTML page with 200 OK): npm fails with its own parse error and installs nothing")
+    func garbageMetadata() async throws {
+        let result = try await failedInstall { registry in try await registry.inject(.garbageMetadata) }
+        #expect(result.binExists == false)
+        #expect(result.combined.contains("EJSONPARSE") || result.combined.contains("Unexpected token"), "\(result)")
+    }
+
     @Test("a truncated tarball: npm fails with ECONNRESET and installs nothing")
     func truncatedTarball() async throws {
         let result = try await failedInstall { registry in try await registry.inject(.truncatedTarball, for: "@nodeos/clock") }

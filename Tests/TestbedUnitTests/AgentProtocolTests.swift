@@ -67,17 +67,33 @@ struct AgentProtocolTests {
     @Test("lines split across chunks and CRLF endings")
     func splitsLines() throws {
         var splitter = LineSplitter()
-        #expect(try splitter.feed(Array("{\"a\":".utf8)).isEmpty)
-        let lines = try splitter.feed(Array("1}\r\n{\"b\":2}\n\n{\"c\"".utf8))
+        #expect(splitter.feed(Array("{\"a\":".utf8)).lines.isEmpty)
+        let lines = splitter.feed(Array("1}\r\n{\"b\":2}\n\n{\"c\"".utf8)).lines
         #expect(lines.map { String(decoding: $0, as: UTF8.self) } == [#"{"a":1}"#, #"{"b":2}"#])
-        #expect(try splitter.feed(Array(":3}\n".utf8)).map { String(decoding: $0, as: UTF8.self) } == [#"{"c":3}"#])
+        #expect(splitter.feed(Array(":3}\n".utf8)).lines.map { String(decoding: $0, as: UTF8.self) } == [#"{"c":3}"#])
     }
 
-    @Test("a line over the limit is refused")
+    @Test("a line over the limit is reported once, skipped to its end, and the lines around it survive")
     func lineTooLong() throws {
         var splitter = LineSplitter(maxLineBytes: 8)
-        #expect(throws: AgentProtocolError.lineTooLong(10)) { try splitter.feed(Array("0123456789".utf8)) }
-        #expect(try splitter.feed(Array("ok\n".utf8)).count == 1)
+        let first = splitter.feed(Array("before\n0123456789".utf8))
+        #expect(first.lines.map { String(decoding: $0, as: UTF8.self) } == ["before"])
+        #expect(first.overflow == .lineTooLong(10))
+        // The rest of the same line: dropped without a second report.
+        #expect(splitter.feed(Array(repeating: UInt8(ascii: "x"), count: 100)) == LineSplitter.Batch())
+        let after = splitter.feed(Array("tail\nok\n".utf8))
+        #expect(after.lines.map { String(decoding: $0, as: UTF8.self) } == ["ok"])
+        #expect(after.overflow == nil)
+    }
+
+    @Test("a flood far over the limit keeps the splitter's memory bounded")
+    func floodStaysBounded() throws {
+        var splitter = LineSplitter(maxLineBytes: 1024)
+        let chunk = [UInt8](repeating: UInt8(ascii: "x"), count: 4096)
+        var reports = 0
+        for _ in 0..<2_000 { if splitter.feed(chunk).overflow != nil { reports += 1 } }
+        #expect(reports == 1)
+        #expect(splitter.feed(Array("\n{\"id\":1}\n".utf8)).lines.count == 1)
     }
 
     @Test("JSON values round-trip, integers stay integers")

@@ -13,13 +13,14 @@ const PARAMETERS = {
   },
   'nodeos.config': (v) => (/^[A-Za-z0-9._-]{1,20}$/.test(v) ? v : error('a disk serial ([A-Za-z0-9._-], at most 20)')),
   'nodeos.test.exit': boolean,
+  'nodeos.test.faults': boolean,
   'nodeos.test.delay': (v) => {
     const m = /^([a-z-]+):(\d{1,6})$/.exec(v);
     return m ? { phase: m[1], ms: Number(m[2]) } : error('PHASE:MS, e.g. init:300');
   },
 };
 
-const DEFAULTS = { hostname: 'nodeos', shell: true, agent: true, net: null, config: 'nodeos-config', testExit: false, testDelay: null };
+const DEFAULTS = { hostname: 'nodeos', shell: true, agent: true, net: null, config: 'nodeos-config', testExit: false, testFaults: false, testDelay: null };
 
 class ParameterError extends Error {}
 function error(expected) { throw new ParameterError(`expected ${expected}`); }

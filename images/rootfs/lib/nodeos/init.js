@@ -167,8 +167,14 @@ function mountHomes() {
     // left alone or mounted read-only, and the console says which and why.
     let superblock;
     try { superblock = inspectSuperblock(readHead(device, 2048)); } catch (e) { superblock = { ext4: false, reason: `unreadable (${e.code})` }; }
+    // The serial names the user even when the volume is unusable: they get
+    // a home in RAM for this boot, and the console says why.
+    const ephemeral = (why) => {
+      error('homes', `${serial} (${device}): not mounted${why}; ${name}'s home is ephemeral this boot`);
+      addUser(name, { volumeUnusable: true });
+    };
     if (!superblock.ext4) {
-      error('homes', `${serial} (${device}): not mounted: ${superblock.reason}; ${name}'s home is ephemeral this boot`);
+      ephemeral(`: ${superblock.reason}`);
       continue;
     }
     let readOnly = superblock.hasErrors;
@@ -182,7 +188,7 @@ function mountHomes() {
         readOnly = true;
         error('homes', `${serial} (${device}): could not be mounted read-write (${first.code}); mounted read-only, check it with e2fsck`);
       } catch (second) {
-        error('homes', `${serial} (${device}): not mounted (${second.code}: ${second.message}); ${name}'s home is ephemeral this boot`);
+        ephemeral(` (${second.code}: ${second.message})`);
         continue;
       }
     }
@@ -205,7 +211,7 @@ function mountHomes() {
   // Users without a volume get an ephemeral home in RAM.
   for (const user of system.users.values()) {
     if (user.volume) continue;
-    if (user.name !== 'root') warning('homes', `no volume with serial home-${user.name}: ${user.name}'s home is in RAM this boot and is lost at shutdown`);
+    if (user.name !== 'root' && !user.volumeUnusable) warning('homes', `no volume with serial home-${user.name}: ${user.name}'s home is in RAM this boot and is lost at shutdown`);
     fs.mkdirSync(user.home, { recursive: true });
     fs.chownSync(user.home, user.uid, user.gid);
     fs.chmodSync(user.home, 0o700);
@@ -421,7 +427,11 @@ function startAgent() {
   if (!device) { warning('agent', 'no virtio port named org.nodeos.agent; the agent is off'); return; }
   const { createAgent } = require('./agent');
   const { makeOps } = require('./agent-ops');
-  const fd = fs.openSync(device, 'r+');
+  // With test faults the agent must be able to close its port, and a
+  // blocking read in libuv's pool would pin the port open until data came:
+  // then it reads without blocking and polls instead.
+  const nonBlocking = system.settings.testFaults;
+  const fd = fs.openSync(device, fs.constants.O_RDWR | (nonBlocking ? fs.constants.O_NONBLOCK : 0));
   // Writes block while no host is connected, so they queue off the main thread.
   const queue = [];
   let writing = false;
@@ -429,17 +439,34 @@ function startAgent() {
     if (writing || queue.length === 0) return;
     writing = true;
     const chunk = queue.shift();
+    if (port.closed) { writing = false; return; }
     fs.write(fd, chunk, 0, chunk.length, null, (err, written) => {
       writing = false;
+      if (err?.code === 'EAGAIN') { queue.unshift(chunk); setTimeout(pump, 5); return; }
       if (!err && written < chunk.length) queue.unshift(chunk.subarray(written));
       pump();
     });
   };
-  const agent = createAgent({ ops: makeOps({ system }), send: (chunk) => { queue.push(chunk); pump(); }, log });
+  const send = (chunk) => { queue.push(chunk); pump(); };
+  const port = {
+    closed: false,
+    send,
+    queued: () => queue.length,
+    // Only test faults close the port: the agent then is gone for this boot.
+    close() { port.closed = true; queue.length = 0; try { fs.closeSync(fd); } catch { /* already closed */ } },
+  };
+  let ops = makeOps({ system });
+  if (system.settings.testFaults) {
+    warning('agent', 'test faults are enabled (nodeos.test.faults): the agent obeys testFault requests');
+    ops = { ...ops, ...require('./test-faults').makeFaultOps({ port, log }) };
+  }
+  const agent = createAgent({ ops, send, log });
   system.agent = agent;
   const buffer = Buffer.alloc(64 * 1024);
   let idle = 0;
-  const read = () => fs.read(fd, buffer, 0, buffer.length, null, (err, n) => {
+  const read = () => port.closed || fs.read(fd, buffer, 0, buffer.length, null, (err, n) => {
+    if (port.closed) return;
+    if (err?.code === 'EAGAIN') { idle++; setTimeout(read, idle < 200 ? 5 : 20); return; }
     if (err) { error('agent', `read: ${err.message}`); setTimeout(read, 500); return; }
     // 0 means no host is connected (virtio_console returns at once): poll.
     if (n === 0) { idle++; setTimeout(read, idle < 200 ? 10 : 100); return; }
