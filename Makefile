@@ -9,11 +9,12 @@ APT_PACKAGES := linux-source-6.1 build-essential flex bison bc libelf-dev libssl
   cpio xz-utils erofs-utils e2fsprogs qemu-system-x86 qemu-utils \
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-dev libvirt-clients libpcap-dev python3-pip curl openssl
 
-.PHONY: help deps image test test-guest test-image test-swift demo bench nightly bench-check clean
+.PHONY: help deps image test test-guest test-image test-swift reliability demo bench nightly bench-check clean
 
 help:
 	@echo "make demo    build what is missing, boot NodeOS and run the shipped scenarios"
-	@echo "make test    run every test (guest unit tests, image boot test, swift test)"
+	@echo "make test    run every test (guest unit tests, image boot test, swift test, the reliability suite)"
+	@echo "make reliability  inject faults (guest, testbed, data, bad input, security, fuzzing, a 50-cycle soak); summary + build/reliability/ledger.jsonl"
 	@echo "make image   build the NodeOS image into $(IMAGE) (kernel cached in ~/.cache/nodeos)"
 	@echo "make bench   boot the image N times against the plain-QEMU runner; table + build/bench/report.html"
 	@echo "make nightly bench against the saved baseline image; exit 1 on a regression"
@@ -47,9 +48,18 @@ test-image: image
 
 test-swift: image
 	swift build --build-tests
-	swift test
+	swift test --skip ReliabilityTests
 
-test: test-guest test-image test-swift
+# Every case appends a line to the ledger; the summary counts faults injected,
+# survived and leaks found, and fails the target on any failure or leak.
+RELIABILITY_LEDGER := build/reliability/ledger.jsonl
+reliability: image
+	swift build --build-tests
+	@mkdir -p build/reliability && rm -f $(RELIABILITY_LEDGER)
+	status=0; NODEOS_RELIABILITY_LEDGER=$(CURDIR)/$(RELIABILITY_LEDGER) swift test --filter ReliabilityTests || status=$$?; \
+	  scripts/reliability-summary $(RELIABILITY_LEDGER) && exit $$status
+
+test: test-guest test-image test-swift reliability
 
 demo: image $(TESTBED)
 	$(TESTBED) run scenarios --junit build/junit.xml --json build/run.json

@@ -162,6 +162,10 @@ enum Cleanup {
     }
 
     private static let state = Mutex(State())
+    /// The exit status a signal asked for (130, 143), 0 before any.
+    static let interruption = Atomic<Int32>(0)
+    /// One cleanup at a time: a second caller waits until the first is done.
+    private static let cleaning = Mutex(())
     // Written once, under `installOnce`'s guard; kept only so the sources stay alive.
     nonisolated(unsafe) private static var signalSources: [any DispatchSourceSignal] = []
 
@@ -171,12 +175,20 @@ enum Cleanup {
             return !state.installed
         }
         guard first else { return }
-        atexit { Cleanup.runNow() }
+        // A signal decides the exit status, even when the work it interrupted
+        // (a step failing because its machine was destroyed) reaches exit()
+        // first: that exit waits for the cleanup, then exits as the signal says.
+        atexit {
+            Cleanup.runNow()
+            let code = Cleanup.interruption.load(ordering: .sequentiallyConsistent)
+            if code != 0 { _exit(code) }
+        }
         var sources: [any DispatchSourceSignal] = []
         for (signo, code) in [(SIGINT, Int32(130)), (SIGTERM, Int32(143))] {
             signal(signo, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
             source.setEventHandler {
+                Cleanup.interruption.store(code, ordering: .sequentiallyConsistent)
                 Cleanup.runNow()
                 _exit(code)
             }
@@ -194,6 +206,10 @@ enum Cleanup {
 
     /// Destroys every registered domain and removes every registered root.
     static func runNow() {
+        cleaning.withLock { _ in cleanUp() }
+    }
+
+    private static func cleanUp() {
         let (domains, roots, hooks) = state.withLock { state in
             defer { state.domains = [:]; state.roots = [:]; state.hooks = [] }
             return (Array(state.domains.values), Array(state.roots.values), state.hooks)

@@ -5,11 +5,15 @@ import Synchronization
 import Testbed
 import Testing
 
+// Inside the serialized suite: a leak check of a booting case must not see
+// a fuzz case's moment, nor the other way round.
+
 /// Property-based fuzzing of the three decoders that read what others wrote:
 /// the agent protocol, scenario files and pcap captures. Random and damaged
 /// inputs: no crash, and every error names its cause.
+extension Reliability {
 @Suite("Fuzzing")
-struct FuzzTests {
+struct Fuzzing {
     /// Counts inputs and the ones that broke a property.
     final class Tally: Sendable {
         private let state = Mutex<(inputs: Int, broken: [String])>((0, []))
@@ -160,4 +164,5 @@ struct FuzzTests {
         }
         return data
     }
+}
 }
