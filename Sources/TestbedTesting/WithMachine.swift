@@ -14,6 +14,15 @@ public enum TestbedEnvironment {
     /// The image folder tests use.
     public static var imageDirectory: URL { NodeOSImage.defaultDirectory(packageRoot: packageRoot) }
 
+    /// The built `testbed` binary: `$TESTBED_BINARY`, else beside the test
+    /// bundle, else `.build/debug/testbed`.
+    public static var testbedBinary: URL {
+        if let env = ProcessInfo.processInfo.environment["TESTBED_BINARY"], !env.isEmpty { return URL(fileURLWithPath: env) }
+        let besideTests = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("testbed")
+        if FileManager.default.isExecutableFile(atPath: besideTests.path) { return besideTests }
+        return packageRoot.appendingPathComponent(".build/debug/testbed")
+    }
+
     /// Whether `make image` has produced an image.
     public static var imageExists: Bool {
         FileManager.default.fileExists(atPath: imageDirectory.appendingPathComponent("manifest.json").path)

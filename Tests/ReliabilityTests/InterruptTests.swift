@@ -4,13 +4,7 @@ import Testbed
 import TestbedTesting
 import Testing
 
-/// The built `testbed` binary: beside the test bundle, else in `.build/debug`.
-var testbedBinary: URL {
-    if let env = ProcessInfo.processInfo.environment["TESTBED_BINARY"], !env.isEmpty { return URL(fileURLWithPath: env) }
-    let besideTests = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("testbed")
-    if FileManager.default.isExecutableFile(atPath: besideTests.path) { return besideTests }
-    return packageRoot.appendingPathComponent(".build/debug/testbed")
-}
+var testbedBinary: URL { TestbedEnvironment.testbedBinary }
 
 /// A `testbed` process whose stderr and stdout are read as they come.
 final class TestbedProcess: @unchecked Sendable {  // Process is not Sendable; only its thread-safe accessors are used
@@ -79,9 +73,11 @@ extension Reliability {
     /// The testbed is killed or interrupted: the next run (or the teardown) leaves nothing behind.
     @Suite("The testbed dies or is interrupted")
     struct Interrupts {
-        static let scenario = """
-            name: interrupted
-            registry: \(packageRoot.appendingPathComponent("scenarios/packages").path)
+        /// A one-machine scenario with alice's home and the fixture registry, then `steps` after the boot.
+        static func scenario(_ name: String, _ steps: String) -> String {
+            """
+            name: \(name)
+            registry: \(fixturePackages.path)
             machines:
               box:
                 memory: 384MiB
@@ -89,27 +85,23 @@ extension Reliability {
                   alice: {uid: 1000, size: 128MiB}
             steps:
               - boot
-              - succeed: node -e "setTimeout(() => {}, 600000)"
-                timeout: 20m
+            \(steps)
+            """
+        }
+
+        static let installStep = """
               - install: "@nodeos/hello-cli"
                 as: alice
                 timeout: 20m
             """
 
-        static let installFirst = """
-            name: interrupted-install
-            registry: \(packageRoot.appendingPathComponent("scenarios/packages").path)
-            machines:
-              box:
-                memory: 384MiB
-                homes:
-                  alice: {uid: 1000, size: 128MiB}
-            steps:
-              - boot
-              - install: "@nodeos/hello-cli"
-                as: alice
+        static let withCommand = scenario("interrupted", """
+              - succeed: node -e "setTimeout(() => {}, 600000)"
                 timeout: 20m
-            """
+            \(installStep)
+            """)
+
+        static let installFirst = scenario("interrupted", installStep)
 
         @Test("SIGKILL mid-boot leaves QEMU behind; the next run sweeps it and the dead root")
         func sigkillThenSweep() async throws {
@@ -167,12 +159,12 @@ extension Reliability {
 
         @Test("SIGINT and SIGTERM during boot", arguments: [SIGINT, SIGTERM])
         func duringBoot(signal: Int32) async throws {
-            try await interrupt(signal, "boot", scenario: Self.scenario, marker: "▶ interrupted", settle: .milliseconds(1500))
+            try await interrupt(signal, "boot", scenario: Self.withCommand, marker: "▶ interrupted", settle: .milliseconds(1500))
         }
 
         @Test("SIGINT and SIGTERM during a command", arguments: [SIGINT, SIGTERM])
         func duringExec(signal: Int32) async throws {
-            try await interrupt(signal, "exec", scenario: Self.scenario, marker: "✓ 1. boot", settle: .seconds(3))
+            try await interrupt(signal, "exec", scenario: Self.withCommand, marker: "✓ 1. boot", settle: .seconds(3))
         }
 
         @Test("SIGINT and SIGTERM during an npm install", arguments: [SIGINT, SIGTERM])

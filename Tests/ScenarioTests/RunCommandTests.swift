@@ -9,13 +9,7 @@ import Testing
 private let packageRoot = URL(fileURLWithPath: #filePath)
     .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-/// The built `testbed` binary: beside the test bundle, else in `.build/debug`.
-private var testbedBinary: URL {
-    if let env = ProcessInfo.processInfo.environment["TESTBED_BINARY"], !env.isEmpty { return URL(fileURLWithPath: env) }
-    let besideTests = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("testbed")
-    if FileManager.default.isExecutableFile(atPath: besideTests.path) { return besideTests }
-    return packageRoot.appendingPathComponent(".build/debug/testbed")
-}
+private var testbedBinary: URL { TestbedEnvironment.testbedBinary }
 
 struct CommandResult {
     var status: Int32
