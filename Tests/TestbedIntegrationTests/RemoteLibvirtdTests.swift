@@ -99,6 +99,34 @@ struct RemoteLibvirtdTests {
         }
     }
 
+    @Test("a failed upload names its step, and the volumes uploaded before it are deleted")
+    func failedUpload() async throws {
+        let image = try TestbedEnvironment.requireImage()
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("remote-fail-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: work) }
+        try await withPrivateLibvirtd { daemon in
+            let alice = try HomeVolume.create(user: "alice", uid: 1000, in: work)
+            let testbed = try await Testbed(uri: daemon.uri, artifacts: try ArtifactsRun(base: work.appendingPathComponent("artifacts")))
+            var spec = MachineSpec(name: "remote-fail", image: image)
+            spec.accelerator = .tcg
+            spec.attach(alice)
+            let missing = work.appendingPathComponent("home-bob.ext4").path
+            spec.disks.append(DomainSpec.Disk(path: missing, serial: "home-bob"))
+            do {
+                let machine = try await Machine.start(spec, in: testbed)
+                await machine.finish()
+                Issue.record("the machine started although home-bob's file does not exist")
+            } catch {
+                let message = "\(error)"
+                #expect(message.contains("uploading home-bob (\(missing)) to pool \(VolumeStaging.defaultPoolName) on URI \(daemon.uri)"), "\(message)")
+            }
+            // alice's volume went up first; it must not stay behind.
+            let left = try Self.poolVolumes(daemon)
+            #expect(left.allSatisfy { $0.hasPrefix("nodeos-") }, "volumes left in the pool: \(left)")
+            await testbed.close()
+        }
+    }
+
     @Test("the shipped scenarios on two URIs at once: the embedded driver and the private libvirtd")
     func scenariosOnTwoURIs() async throws {
         _ = try TestbedEnvironment.requireImage()
