@@ -91,6 +91,10 @@ struct RemoteLibvirtdTests {
             #expect(try alice.readFile("from-guest.txt") == Data("written in the guest\n".utf8))
             #expect(try alice.readFile("from-host.txt") == Data("written on the host\n".utf8))
             #expect(try alice.check().clean)
+            // Holes travel as holes: the downloaded 64 MiB volume is still mostly unallocated.
+            var status = stat()
+            #expect(stat(alice.path.path, &status) == 0)
+            #expect(Int64(status.st_blocks) * 512 < Int64(status.st_size) / 2, "\(status.st_blocks * 512) bytes allocated of \(status.st_size)")
             // The machine's volumes are gone; the image's stay for the next machine.
             let left = try Self.poolVolumes(daemon)
             let hash = image.manifest.imageHash
