@@ -31,7 +31,8 @@ final class PrivateLibvirtd: Sendable {
     let directory: String
     /// The URI to connect to.
     let uri: String
-    /// The daemon's process id (`unshare` execs into the shell, which execs libvirtd).
+    /// The process id of the shell that set up the namespace and watches over
+    /// the daemon (`unshare` execs into it); libvirtd is its child.
     let pid: Int32
     /// The daemon's mount namespace (`/proc/PID/ns/mnt`), to find every process it started.
     let namespace: String
@@ -101,14 +102,31 @@ final class PrivateLibvirtd: Sendable {
             try? fm.removeItem(atPath: directory)
             throw error
         }
-        // Mounts made here live only in the new namespace; `exec` keeps the pid.
+        // Mounts made here live only in the new namespace. The shell stays as a
+        // watchdog: when this test process dies without stopping the daemon (a
+        // crash), it stops libvirtd and kills whatever else runs in the namespace
+        // (QEMU outlives libvirtd otherwise), so the mounts go with them.
         var script = "set -e\n"
         for path in ["/run/libvirt", "/var/lib/libvirt", "/var/cache/libvirt", "/var/log/libvirt"] {
             script += "mkdir -p \(path) && mount -t tmpfs -o mode=0755 nodeos-libvirtd \(path)\n"
         }
         script += "mkdir -p /etc/libvirt && mount --bind \(directory)/etc /etc/libvirt\n"
         if coverKVM { script += "if [ -e /dev/kvm ]; then mount -o bind,ro \(directory)/kvm-cover /dev/kvm; fi\n" }
-        script += "exec \(libvirtd) -f \(directory)/etc/libvirtd.conf -p \(directory)/libvirtd.pid\n"
+        script += """
+            \(libvirtd) -f \(directory)/etc/libvirtd.conf -p \(directory)/libvirtd.pid &
+            daemon=$!
+            namespace=$(readlink /proc/$$/ns/mnt)
+            while kill -0 \(getpid()) 2>/dev/null && kill -0 $daemon 2>/dev/null; do sleep 1; done
+            kill -TERM $daemon 2>/dev/null || true
+            sleep 1
+            for entry in /proc/[0-9]*; do
+              other=${entry#/proc/}
+              if [ "$other" != "$$" ] && [ "$(readlink $entry/ns/mnt 2>/dev/null)" = "$namespace" ]; then kill -KILL $other 2>/dev/null || true; fi
+            done
+            wait
+            if ! kill -0 \(getpid()) 2>/dev/null; then umount /dev/kvm 2>/dev/null || true; rm -rf \(directory); fi
+
+            """
 
         let process = Process()
         process.executableURL = URL(fileURLWithPath: unshare)
@@ -165,11 +183,16 @@ final class PrivateLibvirtd: Sendable {
                 _ = try? Self.virsh(["-c", uri, "destroy", String(name)], timeout: 15)
             }
         }
-        let others = { self.processes().filter { $0 != self.pid } }
-        kill(pid, SIGTERM)
-        if !Self.waitForExit(pid, seconds: 15) { kill(pid, SIGKILL); _ = Self.waitForExit(pid, seconds: 5) }
-        for leftover in others() { kill(leftover, SIGKILL) }
-        for leftover in others() { _ = Self.waitForExit(leftover, seconds: 5) }
+        // libvirtd first (its watchdog shell then kills the rest of the namespace and exits).
+        let pidText = (try? String(contentsOfFile: directory + "/libvirtd.pid", encoding: .utf8)) ?? ""
+        if let daemon = Int32(pidText.trimmingCharacters(in: .whitespacesAndNewlines)), daemon > 0,
+           processes().contains(daemon) {
+            kill(daemon, SIGTERM)
+            if !Self.waitForExit(daemon, seconds: 15) { kill(daemon, SIGKILL) }
+        }
+        if !Self.waitForExit(pid, seconds: 10) { kill(pid, SIGKILL) }
+        for leftover in processes() { kill(leftover, SIGKILL) }
+        for leftover in processes() { _ = Self.waitForExit(leftover, seconds: 5) }
         try? FileManager.default.removeItem(atPath: directory)
     }
 
@@ -213,11 +236,11 @@ final class PrivateLibvirtd: Sendable {
             let pidText = (try? String(contentsOfFile: directory + "/libvirtd.pid", encoding: .utf8)) ?? ""
             var namespace = ""
             if let pid = Int32(pidText.trimmingCharacters(in: .whitespacesAndNewlines)),
-               let link = try? fm.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/mnt") {
+               let link = try? fm.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/mnt"),
+               link != (try? fm.destinationOfSymbolicLink(atPath: "/proc/self/ns/mnt")) {
                 namespace = link
             }
-            PrivateLibvirtd(directory: directory, pid: Int32(pidText.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1, namespace: namespace)
-                .stopLeftover()
+            PrivateLibvirtd(directory: directory, pid: -1, namespace: namespace).stopLeftover()
         }
     }
 
