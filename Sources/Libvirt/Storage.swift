@@ -1,6 +1,5 @@
 import CLibvirt
 import Foundation
-import Synchronization
 
 /// A libvirt storage pool handle, owned once and freed once.
 ///
