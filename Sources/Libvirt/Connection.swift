@@ -49,6 +49,12 @@ public final class Connection: @unchecked Sendable {
         return try body(handle)
     }
 
+    /// Lends the raw handle to `body`, keeping its typed error.
+    func withHandle<T, E: Error>(_ body: (OpaquePointer) throws(E) -> T) throws(E) -> T {
+        precondition(!closed.load(ordering: .acquiring), "libvirt connection used after close()")
+        return try body(handle)
+    }
+
     /// Starts a transient domain from XML.
     /// - Parameters:
     ///   - startPaused: start with its vCPUs stopped, so consoles can be attached before it runs.

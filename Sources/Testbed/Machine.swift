@@ -33,6 +33,8 @@ public actor Machine {
     private nonisolated let agent: AgentClient
     private nonisolated let shared: Shared
     private nonisolated let context: FailureContext
+    /// The machine's volumes in the libvirt host's storage pool, when they were uploaded.
+    private nonisolated let staged: StagedVolumes?
     private var hello: JSONValue?
     private var finished = false
 
@@ -46,8 +48,9 @@ public actor Machine {
 
     private init(
         name: String, spec: MachineSpec, console: Console, artifacts: URL, accelerator: Accelerator, hostStart: ContinuousClock.Instant,
-        startedAt: Date, testbed: Testbed, domain: Domain, agent: AgentClient, shared: Shared, context: FailureContext
+        startedAt: Date, testbed: Testbed, domain: Domain, agent: AgentClient, shared: Shared, context: FailureContext, staged: StagedVolumes?
     ) {
+        self.staged = staged
         self.name = name
         self.spec = spec
         self.console = console
@@ -74,20 +77,25 @@ public actor Machine {
         if let chosen = spec.accelerator { accelerator = chosen } else { accelerator = try await testbed.accelerator(for: spec.image) }
         await MachineLimiter.shared.acquire()
         let name = testbed.reserveName(spec.name)
+        var staged: StagedVolumes?
         do {
-            return try await start(spec, name: name, accelerator: accelerator, in: testbed)
+            // On a remote URI the volumes travel through libvirt's storage API first.
+            staged = try await testbed.stageVolumes(of: spec, machine: name)
+            return try await start(spec, name: name, accelerator: accelerator, staged: staged, in: testbed)
         } catch {
+            _ = await staged?.finish(download: false)
             testbed.releaseName(name)
             await MachineLimiter.shared.release()
             throw error
         }
     }
 
-    private static func start(_ spec: MachineSpec, name: String, accelerator: Accelerator, in testbed: Testbed) async throws -> Machine {
+    private static func start(_ spec: MachineSpec, name: String, accelerator: Accelerator, staged: StagedVolumes?, in testbed: Testbed) async throws -> Machine {
+        let booted = staged?.spec ?? spec
         let folder = try testbed.artifacts.folder(for: name)
         let context = FailureContext(machine: name, artifacts: folder.path)
         let capture = spec.capture ? folder.appendingPathComponent("capture.pcap").path : nil
-        let xml = spec.domainSpec(name: name, accelerator: accelerator, capturePath: capture).xml
+        let xml = booted.domainSpec(name: name, accelerator: accelerator, capturePath: capture).xml
         try xml.write(to: folder.appendingPathComponent("domain.xml"), atomically: true, encoding: .utf8)
 
         let deadlines = Deadlines(accelerator: accelerator)
@@ -164,7 +172,7 @@ public actor Machine {
             throw context.failure(.testbed, error.description)
         }
         return Machine(name: name, spec: spec, console: console, artifacts: folder, accelerator: accelerator, hostStart: hostStart,
-                       startedAt: startedAt, testbed: testbed, domain: domain, agent: agent, shared: shared, context: context)
+                       startedAt: startedAt, testbed: testbed, domain: domain, agent: agent, shared: shared, context: context, staged: staged)
     }
 
     /// Opens the serial console, retrying while another machine's console
@@ -477,6 +485,10 @@ public actor Machine {
         }
         if let log = LibvirtLog.file {
             Self.copyIfPresent(log, to: artifacts.appendingPathComponent("libvirt.log"))
+        }
+        // Uploaded volumes: written back into the local files, so the host reads what the guest wrote.
+        for problem in await staged?.finish(download: true) ?? [] {
+            shared.problems.withLock { $0.append("volumes: \(problem)") }
         }
         testbed.releaseName(name)
         await MachineLimiter.shared.release()

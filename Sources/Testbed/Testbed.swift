@@ -31,6 +31,9 @@ public final class Testbed: Sendable {
     public let embedRoot: EmbedRoot?
     /// Where artifacts of this run go.
     public let artifacts: ArtifactsRun
+    /// The storage pool machines' volumes are uploaded to, when they travel
+    /// through libvirt's storage API (a remote URI; see ``VolumeStagingMode``).
+    public let staging: VolumeStaging?
     let connection: Connection
     private final class Handlers: Sendable {
         let map = Mutex<[String: @Sendable (LifecycleEvent) -> Void]>([:])
@@ -64,7 +67,10 @@ public final class Testbed: Sendable {
     /// - Parameters:
     ///   - uri: a libvirt URI; `nil` means `$NODEOS_LIBVIRT_URI` or a new embedded driver root.
     ///   - artifacts: where this run's artifacts go.
-    public init(uri: String? = Testbed.configuredURI, artifacts: ArtifactsRun? = nil) async throws {
+    ///   - stageVolumes: when volumes are uploaded through libvirt's storage API
+    ///     (default `$NODEOS_STAGE_VOLUMES`, else only for a remote URI).
+    public init(uri: String? = Testbed.configuredURI, artifacts: ArtifactsRun? = nil, stageVolumes: VolumeStagingMode? = nil) async throws {
+        let stageVolumes = try stageVolumes ?? VolumeStagingMode.configured
         let artifacts = try artifacts ?? ArtifactsRun()
         self.artifacts = artifacts
         LibvirtLog.redirect(to: artifacts.root.appendingPathComponent("libvirt.log").path)
@@ -87,6 +93,7 @@ public final class Testbed: Sendable {
         } catch let error as LibvirtError {
             throw TestbedError.libvirt(error)
         }
+        staging = stageVolumes.stages(uri: uri) ? VolumeStaging(connection: connection, uri: uri) : nil
         try connection.onLifecycleEvent { [lifecycleHandlers] event in
             let handler = lifecycleHandlers.map.withLock { $0[event.domain] }
             handler?(event)
@@ -139,6 +146,13 @@ public final class Testbed: Sendable {
         lifecycleHandlers.map.withLock { $0[domain] = handler }
     }
 
+    /// Uploads the files `spec` needs to the libvirt host when this testbed
+    /// stages volumes; `nil` when the host sees this host's paths.
+    func stageVolumes(of spec: MachineSpec, machine: String) async throws -> StagedVolumes? {
+        guard let staging else { return nil }
+        return try await staging.stage(spec, machine: machine)
+    }
+
     /// The accelerator machines use, decided once per testbed (see ``AcceleratorProbe``).
     public func accelerator(for image: NodeOSImage) async throws -> Accelerator {
         // One probe per testbed, however many machines start at once.
@@ -157,6 +171,7 @@ enum Cleanup {
     private struct State {
         var domains: [ObjectIdentifier: Domain] = [:]
         var roots: [String: EmbedRoot] = [:]
+        var staged: [ObjectIdentifier: StagedVolumes] = [:]
         var hooks: [@Sendable () -> Void] = []
         var installed = false
     }
@@ -201,23 +216,27 @@ enum Cleanup {
     static func addHook(_ hook: @escaping @Sendable () -> Void) { state.withLock { $0.hooks.append(hook) } }
     static func register(domain: Domain) { state.withLock { $0.domains[ObjectIdentifier(domain)] = domain } }
     static func unregister(domain: Domain) { _ = state.withLock { $0.domains.removeValue(forKey: ObjectIdentifier(domain)) } }
+    static func register(staged: StagedVolumes) { state.withLock { $0.staged[ObjectIdentifier(staged)] = staged } }
+    static func unregister(staged: StagedVolumes) { _ = state.withLock { $0.staged.removeValue(forKey: ObjectIdentifier(staged)) } }
     static func register(root: EmbedRoot) { state.withLock { $0.roots[root.path] = root } }
     static func unregister(root: EmbedRoot) { _ = state.withLock { $0.roots.removeValue(forKey: root.path) } }
 
-    /// Destroys every registered domain and removes every registered root.
+    /// Destroys every registered domain, deletes machines' uploaded volumes
+    /// and removes every registered root.
     static func runNow() {
         cleaning.withLock { _ in cleanUp() }
     }
 
     private static func cleanUp() {
-        let (domains, roots, hooks) = state.withLock { state in
-            defer { state.domains = [:]; state.roots = [:]; state.hooks = [] }
-            return (Array(state.domains.values), Array(state.roots.values), state.hooks)
+        let (domains, roots, hooks, staged) = state.withLock { state in
+            defer { state.domains = [:]; state.roots = [:]; state.hooks = []; state.staged = [:] }
+            return (Array(state.domains.values), Array(state.roots.values), state.hooks, Array(state.staged.values))
         }
         for hook in hooks { hook() }
         for domain in domains where domain.isActive() {
             try? domain.destroy()
         }
+        for volumes in staged { volumes.deleteNow() }
         for root in roots {
             QEMUCapabilitiesCache.save(from: root)
             // QEMU processes of this root that libvirt did not know about (or could not reach).

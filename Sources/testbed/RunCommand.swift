@@ -31,6 +31,9 @@ struct RunScenarios: AsyncParsableCommand {
     @Option(name: .customLong("connect"), help: "A libvirt URI to run on, or 'embedded' (repeatable: scenarios spread over them). Default: $NODEOS_LIBVIRT_URI or the embedded driver.")
     var uris: [String] = []
 
+    @Option(help: "When machines' files are uploaded through libvirt's storage API: auto (only for remote URIs: a transport or a host name), always (every URI but 'embedded'), never. Default: $NODEOS_STAGE_VOLUMES, else auto.")
+    var stageVolumes: String?
+
     @Flag(help: "Leave the failing machine running and say how to reach its console.")
     var keepOnFailure = false
 
@@ -45,6 +48,9 @@ struct RunScenarios: AsyncParsableCommand {
 
     func validate() throws {
         guard parallel >= 1 else { throw ValidationError("--parallel must be at least 1") }
+        if let stageVolumes, VolumeStagingMode(rawValue: stageVolumes) == nil {
+            throw ValidationError("--stage-volumes takes auto, always or never, got '\(stageVolumes)'")
+        }
         for assignment in variables where !assignment.contains("=") {
             throw ValidationError("--var takes NAME=VALUE, got '\(assignment)'")
         }
@@ -61,7 +67,8 @@ struct RunScenarios: AsyncParsableCommand {
         do {
             // `embedded` names this process's embedded driver, so it can be mixed with remote URIs.
             let targets: [String?] = uris.isEmpty ? [Testbed.configuredURI] : uris.map { $0 == "embedded" ? nil : $0 }
-            for uri in targets { testbeds.append(try await Testbed(uri: uri, artifacts: run)) }
+            let staging = stageVolumes.flatMap(VolumeStagingMode.init(rawValue:))
+            for uri in targets { testbeds.append(try await Testbed(uri: uri, artifacts: run, stageVolumes: staging)) }
         } catch {
             printError("testbed: cannot open the testbed: \(error)")
             throw ExitCode(2)
@@ -70,7 +77,8 @@ struct RunScenarios: AsyncParsableCommand {
         if parallel > limit {
             printError("testbed: --parallel \(parallel) is over the machine bound (\(limit)); running \(limit) at once")
         }
-        printError("testbed: \(scenarios.count) scenario\(scenarios.count == 1 ? "" : "s") on \(testbeds.map(\.uri).joined(separator: ", ")); artifacts in \(run.root.path)")
+        let places = testbeds.map { $0.uri + ($0.staging.map { " (volumes uploaded to storage pool \($0.poolName))" } ?? "") }
+        printError("testbed: \(scenarios.count) scenario\(scenarios.count == 1 ? "" : "s") on \(places.joined(separator: ", ")); artifacts in \(run.root.path)")
 
         let progress = Progress(prefixed: min(parallel, limit) > 1)
         let options = RunOptions(parallel: parallel, keepOnFailure: keepOnFailure) { progress.show($0) }
