@@ -15,10 +15,20 @@ public enum EventLoop {
     /// Whether libvirt has been initialised in this process.
     public static var hasStarted: Bool { startedFlag.load(ordering: .acquiring) }
 
-    private static let started: Result<Void, LibvirtError> = {
+    /// `virInitialize()`, once, after the log's `setenv` (never during it).
+    /// Reading libvirt's last error before it ran read an uninitialised
+    /// thread-local key and crashed in glib now and then, so
+    /// ``Libvirt/call(_:_:)`` makes sure of it too.
+    static let libraryInitialised: Bool = {
         LibvirtLog.synchronise { startedFlag.store(true, ordering: .releasing) }
+        return virInitialize() == 0
+    }()
+
+    private static let started: Result<Void, LibvirtError> = {
         do throws(LibvirtError) {
-            try Libvirt.call("initialising libvirt") { virInitialize() }
+            guard libraryInitialised else {
+                return .failure(LibvirtError(operation: "initialising libvirt", code: 0, domain: 0, message: "virInitialize failed"))
+            }
             try Libvirt.call("registering libvirt's default event loop") { virEventRegisterDefaultImpl() }
         } catch {
             return .failure(error)

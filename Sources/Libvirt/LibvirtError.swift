@@ -59,7 +59,7 @@ public struct LibvirtError: Error, CustomStringConvertible, Sendable, Equatable 
 
     /// Reads and resets libvirt's last error on this thread.
     static func fromLastError(_ operation: String) -> LibvirtError {
-        guard let err = virGetLastError() else {
+        guard EventLoop.libraryInitialised, let err = virGetLastError() else {
             return LibvirtError(operation: operation, code: 0, domain: 0, message: "libvirt reported no error details")
         }
         let message = err.pointee.message.map { String(cString: $0) } ?? "libvirt reported no message"
