@@ -14,6 +14,24 @@ struct TestbedCommand: AsyncParsableCommand {
             ./artifacts/<run-id>/<machine>/ unless --artifacts (or NODEOS_ARTIFACTS) says otherwise.
             """,
         subcommands: [Boot.self, Bench.self, RunScenarios.self])
+
+    /// Bad input exits 2, as the README promises, whether a scenario file or
+    /// an option is at fault (ArgumentParser's own status for a usage error is 64).
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            let code = exitCode(for: error)
+            guard code == .validationFailure else { exit(withError: error) }
+            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+            Foundation.exit(2)
+        }
+    }
 }
 
 extension Accelerator: ExpressibleByArgument {}

@@ -68,6 +68,14 @@ struct RunCommandTests {
         let missing = try runTestbed(["run", "nope.yaml"], in: folder)
         #expect(missing.status == 2)
         #expect(missing.stderr.contains("nope.yaml: no such file"))
+
+        // Bad options are bad input too.
+        let parallel = try runTestbed(["run", "bad.yaml", "--parallel", "0"], in: folder)
+        #expect(parallel.status == 2)
+        #expect(parallel.stderr.contains("--parallel must be at least 1"))
+        let unknown = try runTestbed(["run", "--stage-volumes", "sometimes"], in: folder)
+        #expect(unknown.status == 2)
+        #expect(unknown.stderr.contains("--stage-volumes"))
     }
 
     @Test("a passing scenario: exit status 0, JUnit without failures, JSON with the boot report", .requiresNodeOSImage)
