@@ -16,7 +16,7 @@ help:
 	@echo "make test    run every test (guest unit tests, image boot test, swift test, the reliability suite)"
 	@echo "make reliability  inject faults (guest, testbed, data, bad input, security, fuzzing, a 50-cycle soak); summary + build/reliability/ledger.jsonl"
 	@echo "make image   build the NodeOS image into $(IMAGE) (kernel cached in ~/.cache/nodeos)"
-	@echo "make bench   boot the image N times against the plain-QEMU runner; table + build/bench/report.html"
+	@echo "make bench   boot the image N times against the plain-QEMU runner, time npm installs guest vs host; table + build/bench/report.html"
 	@echo "make nightly bench against the saved baseline image; exit 1 on a regression"
 	@echo "make bench-check  prove the regression check: a 300 ms delay is flagged, 5 unchanged reruns are not"
 
@@ -64,8 +64,9 @@ test: test-guest test-image test-swift reliability
 demo: image $(TESTBED)
 	$(TESTBED) run scenarios --junit build/junit.xml --json build/run.json
 
+NPM_INSTALLS ?= 3
 bench: image $(TESTBED)
-	$(TESTBED) bench --boots $(BOOTS)
+	$(TESTBED) bench --boots $(BOOTS) --npm-installs $(NPM_INSTALLS)
 
 # The baseline is the last image that passed; the candidate is build/image.
 # Both boot in the same run, interleaved: only ratios measured together count.

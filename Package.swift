@@ -59,6 +59,7 @@ let package = Package(
             dependencies: [
                 "Testbed",
                 "Scenarios",
+                "NpmRegistry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -51,9 +51,19 @@ struct Bench: AsyncParsableCommand {
     @Flag(help: "Print the summary as JSON on stdout.")
     var json = false
 
+    @Option(help: "Also time this many npm installs of --npm-package in a fresh guest home, each against the host's npm from the same registry (0: none).")
+    var npmInstalls = 0
+
+    @Option(help: "The package the npm benchmark installs.")
+    var npmPackage = "@nodeos/hello-cli"
+
+    @Option(help: "The registry's package fixtures for the npm benchmark.")
+    var npmFixtures = "scenarios/packages"
+
     func validate() throws {
         guard (1...100).contains(boots) else { throw ValidationError("--boots must be between 1 and 100") }
         guard (0.0001...0.5).contains(alpha) else { throw ValidationError("--alpha must be between 0.0001 and 0.5") }
+        guard (0...20).contains(npmInstalls) else { throw ValidationError("--npm-installs must be between 0 and 20") }
         if candidateImage != nil && !candidateParameters.isEmpty {
             throw ValidationError("give either --candidate-image or --candidate-param, not both")
         }
@@ -68,7 +78,17 @@ struct Bench: AsyncParsableCommand {
         runner.candidateParameters = candidateParameters
         runner.candidateImage = try candidateImage.map { try NodeOSImage(directory: URL(fileURLWithPath: $0)) }
         runner.policy = RegressionPolicy(alpha: alpha, minimumEffectMs: minEffectMs)
-        let result = try await runner.run { line in FileHandle.standardError.write(Data((line + "\n").utf8)) }
+        let progress: @Sendable (String) -> Void = { line in FileHandle.standardError.write(Data((line + "\n").utf8)) }
+        var result = try await runner.run(progress: progress)
+        if npmInstalls > 0 {
+            // The pinned node that `make image` unpacked: the guest's own version.
+            let node = URL(fileURLWithPath: "build/node")
+            result.npmInstall = try await NpmBenchmark(
+                image: image, packages: URL(fileURLWithPath: npmFixtures), package: npmPackage, installs: npmInstalls,
+                hostNode: node.appendingPathComponent("bin/node").path,
+                hostNpmCLI: node.appendingPathComponent("lib/node_modules/npm/bin/npm-cli.js").path
+            ).run(progress: progress)
+        }
 
         let store = BenchHistory(folder: URL(fileURLWithPath: history))
         let saved = try store.append(result)
@@ -109,6 +129,10 @@ struct Bench: AsyncParsableCommand {
         if let ratio = r.summary.ratio { lines.append(String(format: "testbed/plain ratio (median ready): %.3f", ratio)) }
         let m = r.summary.memory
         lines.append(String(format: "memory: guest used %.1f MiB, init RSS %.1f MiB, QEMU RSS %.1f MiB", m.guestUsedMiB ?? .nan, m.initRssMiB ?? .nan, m.qemuRssMiB ?? .nan))
+        if let npm = r.npmInstall, let g = npm.guest, let h = npm.host {
+            lines.append(String(format: "npm install -g %@ (%d each): guest median %.1f s (min %.1f), host npm median %.1f s (min %.1f), guest/host %.1f×",
+                                npm.package, g.n, g.median / 1000, g.min / 1000, h.median / 1000, h.min / 1000, npm.ratio ?? .nan))
+        }
         for v in r.verdicts ?? [] { lines.append((v.regression ? "REGRESSION " : "ok         ") + v.message) }
         return lines.joined(separator: "\n")
     }
@@ -124,6 +148,7 @@ struct JSONSummary: Encodable {
     var facts: MachineFacts
     var regressions: [String]
     var verdicts: [PhaseVerdict]?
+    var npmInstall: NpmInstallBench?
 
     init(_ r: BenchResult) {
         readyMs = r.summary.readyMs.mapValues { Ready(median: $0.median, p90: $0.p90, min: $0.min, n: $0.n) }
@@ -133,5 +158,6 @@ struct JSONSummary: Encodable {
         facts = r.facts
         regressions = r.regressions.map(\.message)
         verdicts = r.verdicts
+        npmInstall = r.npmInstall
     }
 }

@@ -21,6 +21,13 @@ public enum BenchReport {
         page += "<h2>Ready time over the history (median, ms)</h2>" + trendSVG(history.isEmpty ? [latest] : history)
         page += "<h2>Memory after boot (median, MiB)</h2>" + memorySVG(latest)
         page += phaseTable(latest)
+        if let npm = latest.npmInstall, let g = npm.guest, let h = npm.host {
+            page += "<h2>npm install -g \(escape(npm.package)) (s)</h2><table><tr><th>where</th><th>min</th><th>median</th><th>p90</th><th>installs</th></tr>"
+            for (name, spread) in [("guest (a fresh home)", g), ("host npm, same node", h)] {
+                page += String(format: "<tr><td>%@</td><td>%.1f</td><td>%.1f</td><td>%.1f</td><td>%d</td></tr>", name, spread.min / 1000, spread.median / 1000, spread.p90 / 1000, spread.n)
+            }
+            page += String(format: "</table><p>guest / host (median): <b>%.1f×</b></p>", npm.ratio ?? .nan)
+        }
         if let verdicts = latest.verdicts {
             page += "<h2>Regression check against \(escape(latest.comparedWith ?? "the baseline"))</h2><table><tr><th>phase</th><th>baseline</th><th>candidate</th><th>difference</th><th>p</th><th>verdict</th></tr>"
             for v in verdicts {

@@ -83,10 +83,36 @@ public struct BenchSummary: Sendable, Codable, Equatable {
     public var phaseOrder: [String]
 }
 
+/// `npm install -g` of the fixture tree, timed in the guest and with the
+/// host's npm against the same registry, interleaved: the ratio of medians is
+/// the headline (both sides suffer the same noise).
+public struct NpmInstallBench: Sendable, Codable, Equatable {
+    public var package: String
+    /// Host wall time of each guest install (the `exec` round trip).
+    public var guestMs: [Double]
+    /// Host wall time of each install by the host's npm (same node version).
+    public var hostMs: [Double]
+    public var guest: Spread?
+    public var host: Spread?
+    /// Guest median / host median.
+    public var ratio: Double?
+
+    public init(package: String, guestMs: [Double], hostMs: [Double]) {
+        self.package = package
+        self.guestMs = guestMs
+        self.hostMs = hostMs
+        guest = Spread(guestMs)
+        host = Spread(hostMs)
+        if let g = guest?.median, let h = host?.median, h > 0 { ratio = g / h }
+    }
+}
+
 public struct BenchResult: Sendable, Codable, Equatable {
     public var facts: MachineFacts
     public var samples: [BootSample]
     public var summary: BenchSummary
+    /// Present when the run timed npm installs (`--npm-installs`).
+    public var npmInstall: NpmInstallBench?
     /// Present when a baseline and a candidate were compared.
     public var verdicts: [PhaseVerdict]?
     public var comparedWith: String?
