@@ -110,3 +110,45 @@ func defaultMachineName() -> String {
     let cleaned = String(base.map { $0.isLetter || $0.isNumber ? $0 : "-" }.prefix(24))
     return cleaned.isEmpty ? "nodeos" : cleaned
 }
+
+/// How a finished `testbed` command exited and what it printed.
+public struct TestbedCommandResult: Sendable {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+}
+
+extension TestbedEnvironment {
+    /// A `testbed ARGS` process, not started: it runs in `directory`, keeps
+    /// its artifacts under it and boots the test image; stdin is empty.
+    public static func testbedProcess(_ arguments: [String], in directory: URL) -> Process {
+        let process = Process()
+        process.executableURL = testbedBinary
+        process.arguments = arguments
+        process.currentDirectoryURL = directory
+        var environment = ProcessInfo.processInfo.environment
+        environment["NODEOS_ARTIFACTS"] = directory.appendingPathComponent("artifacts").path
+        environment["NODEOS_IMAGE"] = imageDirectory.path
+        process.environment = environment
+        process.standardInput = FileHandle.nullDevice
+        return process
+    }
+
+    /// Runs `testbed ARGS` in `directory` to the end; returns its status and both outputs.
+    public static func runTestbed(_ arguments: [String], in directory: URL) throws -> TestbedCommandResult {
+        let process = testbedProcess(arguments, in: directory)
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // Read both pipes while it runs so neither fills up.
+        let group = DispatchGroup()
+        nonisolated(unsafe) var outData = Data(), errData = Data()
+        DispatchQueue.global().async(group: group) { outData = out.fileHandleForReading.readDataToEndOfFile() }
+        DispatchQueue.global().async(group: group) { errData = err.fileHandleForReading.readDataToEndOfFile() }
+        process.waitUntilExit()
+        group.wait()
+        return TestbedCommandResult(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                                    stderr: String(decoding: errData, as: UTF8.self))
+    }
+}

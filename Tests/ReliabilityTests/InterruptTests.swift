@@ -18,18 +18,10 @@ final class TestbedProcess: @unchecked Sendable {  // Process is not Sendable; o
         guard FileManager.default.isExecutableFile(atPath: testbedBinary.path) else {
             throw ExpectedFailure(what: "the testbed binary at \(testbedBinary.path) (run 'swift build')")
         }
-        let process = Process()
-        process.executableURL = testbedBinary
-        process.arguments = arguments
-        process.currentDirectoryURL = directory
-        var environment = ProcessInfo.processInfo.environment
-        environment["NODEOS_ARTIFACTS"] = directory.appendingPathComponent("artifacts").path
-        environment["NODEOS_IMAGE"] = TestbedEnvironment.imageDirectory.path
-        process.environment = environment
+        let process = TestbedEnvironment.testbedProcess(arguments, in: directory)
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
-        process.standardInput = FileHandle.nullDevice
         self.process = process
         let output = self.output
         pipe.fileHandleForReading.readabilityHandler = { handle in

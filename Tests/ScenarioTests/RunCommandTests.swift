@@ -11,35 +11,11 @@ private let packageRoot = URL(fileURLWithPath: #filePath)
 
 private var testbedBinary: URL { TestbedEnvironment.testbedBinary }
 
-struct CommandResult {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-}
+typealias CommandResult = TestbedCommandResult
 
 /// Runs `testbed ARGS` in `directory` with its artifacts under it; returns status and output.
 func runTestbed(_ arguments: [String], in directory: URL) throws -> CommandResult {
-    let process = Process()
-    process.executableURL = testbedBinary
-    process.arguments = arguments
-    process.currentDirectoryURL = directory
-    var environment = ProcessInfo.processInfo.environment
-    environment["NODEOS_ARTIFACTS"] = directory.appendingPathComponent("artifacts").path
-    environment["NODEOS_IMAGE"] = TestbedEnvironment.imageDirectory.path
-    process.environment = environment
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    // Read both pipes while it runs so neither fills up.
-    let group = DispatchGroup()
-    nonisolated(unsafe) var outData = Data(), errData = Data()
-    DispatchQueue.global().async(group: group) { outData = out.fileHandleForReading.readDataToEndOfFile() }
-    DispatchQueue.global().async(group: group) { errData = err.fileHandleForReading.readDataToEndOfFile() }
-    process.waitUntilExit()
-    group.wait()
-    return CommandResult(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+    try TestbedEnvironment.runTestbed(arguments, in: directory)
 }
 
 func temporaryFolder() throws -> URL {

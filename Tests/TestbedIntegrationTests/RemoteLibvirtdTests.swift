@@ -14,13 +14,7 @@ struct RemoteLibvirtdTests {
     static let packageRoot = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    /// `testbed` sits beside the test bundle in the build folder.
-    static var binary: URL {
-        if let env = ProcessInfo.processInfo.environment["TESTBED_BINARY"], !env.isEmpty { return URL(fileURLWithPath: env) }
-        let beside = URL(fileURLWithPath: Swift.CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("testbed")
-        if FileManager.default.isExecutableFile(atPath: beside.path) { return beside }
-        return packageRoot.appendingPathComponent(".build/debug/testbed")
-    }
+    static var binary: URL { TestbedEnvironment.testbedBinary }
 
     /// Starts a daemon, runs `body`, and stops the daemon whatever happened;
     /// then nothing of it may be left: no process, no folder.
@@ -188,35 +182,9 @@ struct RemoteLibvirtdTests {
         }
     }
 
-    struct CommandResult {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
-
     /// Runs `testbed ARGS` in `directory` with its artifacts under it.
-    static func runTestbed(_ arguments: [String], in directory: URL) throws -> CommandResult {
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        process.currentDirectoryURL = directory
-        var environment = ProcessInfo.processInfo.environment
-        environment["NODEOS_ARTIFACTS"] = directory.appendingPathComponent("artifacts").path
-        environment["NODEOS_IMAGE"] = TestbedEnvironment.imageDirectory.path
-        process.environment = environment
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let group = DispatchGroup()
-        nonisolated(unsafe) var outData = Data(), errData = Data()
-        DispatchQueue.global().async(group: group) { outData = out.fileHandleForReading.readDataToEndOfFile() }
-        DispatchQueue.global().async(group: group) { errData = err.fileHandleForReading.readDataToEndOfFile() }
-        process.waitUntilExit()
-        group.wait()
-        return CommandResult(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                             stderr: String(decoding: errData, as: UTF8.self))
+    static func runTestbed(_ arguments: [String], in directory: URL) throws -> TestbedCommandResult {
+        try TestbedEnvironment.runTestbed(arguments, in: directory)
     }
 }
 
