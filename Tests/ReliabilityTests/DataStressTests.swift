@@ -80,9 +80,16 @@ extension Reliability {
                         fs.ftruncateSync(fd, Math.max(0, n - 65536)); fs.fsyncSync(fd); console.log(n);
                         """
                         let filled = try await machine.succeed(["node", "-e", fill], user: "alice")
-                        let install = try await machine.execute(["npm", "install", "-g", "@nodeos/hello-cli"], user: "alice", timeout: .seconds(900))
+                        // npm's cache and logs live in RAM for this install: what fills up is
+                        // the install itself (alice's lib), and npm can still write its report.
+                        // With its log on the full home too, npm sometimes exited 1 saying
+                        // only where the (unwritable) log was.
+                        let install = try await machine.execute(["npm", "install", "-g", "--cache", "/tmp/npm-cache-alice", "@nodeos/hello-cli"],
+                                                                user: "alice", timeout: .seconds(900))
                         try check(install.status != 0, "npm install succeeded on a full home")
-                        try check((install.stdout + install.stderr).contains("ENOSPC"), "npm did not report ENOSPC:\n\(install.stderr.suffix(2000))")
+                        let logs = try await machine.execute(["node", "-e", "const d = '/tmp/npm-cache-alice/_logs/'; for (const f of require('fs').readdirSync(d)) process.stdout.write(require('fs').readFileSync(d + f))"], user: "alice")
+                        try check((install.stdout + install.stderr).contains("ENOSPC"),
+                                  "npm did not report ENOSPC:\n\(install.stderr.suffix(2000))\n--- npm's log ---\n\(logs.stdout.suffix(3000))")
                         // The machine runs on: commands, as root and as alice.
                         try check(try await machine.succeed(["node", "-p", "6*7"]) == "42\n", "the machine stopped answering")
                         try check(try await machine.succeed(["node", "-p", "require('os').userInfo().uid"], user: "alice") == "1000\n", "alice cannot run commands any more")
