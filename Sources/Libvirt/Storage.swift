@@ -4,7 +4,7 @@ import Foundation
 /// A libvirt storage pool handle, owned once and freed once.
 ///
 /// ```swift
-/// let pool = try connection.lookupStoragePool(name: "nodeos-testbed")
+/// let pool = try connection.lookupStoragePool(name: "nodeos-testbed")  // defining one: see `StoragePool.directoryXML` in Testbed
 ///     ?? connection.defineStoragePool(xml: StoragePool.directoryXML(name: "nodeos-testbed", path: "/var/lib/libvirt/nodeos-testbed"), name: "nodeos-testbed")
 /// let volume = try pool.createVolume(name: "alice.ext4", capacity: 64 << 20)
 /// try volume.upload(from: "/tmp/home-alice.ext4", through: connection, operation: "uploading home-alice")
@@ -22,26 +22,6 @@ public final class StoragePool: @unchecked Sendable {
 
     deinit {
         _ = virStoragePoolFree(handle)
-    }
-
-    /// The XML of a `dir` pool: a folder on the libvirt host whose files are the volumes.
-    public static func directoryXML(name: String, path: String) -> String {
-        func escape(_ text: String) -> String {
-            text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-                .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "'", with: "&apos;")
-        }
-        return """
-            <pool type='dir'>
-              <name>\(escape(name))</name>
-              <target>
-                <path>\(escape(path))</path>
-                <permissions>
-                  <mode>0711</mode>
-                </permissions>
-              </target>
-            </pool>
-
-            """
     }
 
     /// Whether the pool is started.

@@ -271,3 +271,22 @@ public final class StagedVolumes: Sendable {
         for entry in entries { try? entry.volume.delete() }
     }
 }
+
+extension StoragePool {
+    /// The XML of a `dir` pool: a folder on the libvirt host whose files are
+    /// the volumes. Escaped with ``XMLText``, like the domain XML.
+    public static func directoryXML(name: String, path: String) -> String {
+        """
+        <pool type='dir'>
+          <name>\(XMLText.escape(name))</name>
+          <target>
+            <path>\(XMLText.escape(path))</path>
+            <permissions>
+              <mode>0711</mode>
+            </permissions>
+          </target>
+        </pool>
+
+        """
+    }
+}
