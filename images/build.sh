@@ -29,7 +29,17 @@ fi
 # acpi=noirq: routing each virtio device's legacy INTx through ACPI's AML took
 # ~0.7 s per device under TCG (3.25 s to init, 1.07 s without); virtio-pci
 # uses MSI-X and needs no INTx.
-cmdline="console=ttyS0 root=/dev/vda ro rootfstype=erofs init=/sbin/init quiet acpi=noirq 8250.nr_uarts=1 tsc=reliable no_timer_check"
+# The next three were found by sampling the guest's instruction pointer through
+# QEMU's monitor during boots (System.map names the addresses):
+# noreplace-smp: on one vCPU the kernel otherwise rewrites every lock prefix
+# with text_poke, two page-table switches each, each a full TLB flush under
+# TCG (~150 ms). lapic_timer_period (images/kernel/patches/0001): QEMU's and
+# KVM's local APIC count at 1 GHz, so the period per jiffy is 1e9/HZ and need
+# not be calibrated (~120 ms). keep_initmem (patches/0002): freeing init code
+# poisons it, and under TCG every store into code that ran first discards its
+# translations (~440 ms for 744 KiB).
+hz=$(sed -n 's/^CONFIG_HZ=//p' "$out/.config")
+cmdline="console=ttyS0 root=/dev/vda ro rootfstype=erofs init=/sbin/init quiet acpi=noirq 8250.nr_uarts=1 tsc=reliable no_timer_check noreplace-smp lapic_timer_period=$((1000000000 / hz)) keep_initmem"
 echo "$cmdline" > "$out/cmdline"
 
 kernel_version=$(grep -m1 -o 'Linux/x86 [0-9.]*' "$out/.config" | cut -d' ' -f2)

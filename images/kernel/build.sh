@@ -5,8 +5,10 @@
 #
 #   images/kernel/build.sh OUT_DIR
 #
-# OUT_DIR receives bzImage, vmlinux (for PVH direct boot), .config and
-# kernel.sha256 (the cache key). Set NODEOS_CACHE to move the cache.
+# OUT_DIR receives bzImage, vmlinux (for PVH direct boot), .config,
+# System.map (to name the addresses that initcall_debug and a sampling
+# profile print: the kernel carries no kallsyms) and kernel.sha256 (the cache
+# key). Set NODEOS_CACHE to move the cache.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:?usage: build.sh OUT_DIR}
@@ -15,11 +17,12 @@ src_tar=/usr/src/linux-source-6.1.tar.xz
 [ -f "$src_tar" ] || { echo "kernel: $src_tar is missing (apt-get install linux-source-6.1)" >&2; exit 2; }
 
 src_version=$(dpkg-query -W -f='${Version}' linux-source-6.1)
-key=$( { echo "linux-source-6.1 $src_version"; cat "$here/nodeos.config" "$here/build.sh"; gcc --version | head -1; } | sha256sum | cut -c1-16)
+patches=("$here"/patches/*.patch)
+key=$( { echo "linux-source-6.1 $src_version"; cat "$here/nodeos.config" "$here/build.sh" "${patches[@]}"; gcc --version | head -1; } | sha256sum | cut -c1-16)
 cached="$cache_root/kernel/$key"
 mkdir -p "$out"
 
-if [ -f "$cached/bzImage" ] && [ -f "$cached/vmlinux" ]; then
+if [ -f "$cached/bzImage" ] && [ -f "$cached/vmlinux" ] && [ -f "$cached/System.map" ]; then
   echo "kernel: cached ($key)"
 else
   echo "kernel: building linux $src_version with nodeos.config (key $key); about 20 minutes on 2 cores"
@@ -27,6 +30,10 @@ else
   trap 'rm -rf "$work"' EXIT
   tar -C "$work" -xf "$src_tar"
   ksrc="$work/linux-source-6.1"
+  # Small patches that only add boot parameters; why each exists is said in it.
+  for p in "${patches[@]}"; do
+    patch -d "$ksrc" -p1 --quiet --forward < "$p" || { echo "kernel: $p does not apply to linux-source $src_version" >&2; exit 1; }
+  done
   make -C "$ksrc" -s tinyconfig >/dev/null
   "$ksrc/scripts/kconfig/merge_config.sh" -m -O "$ksrc" "$ksrc/.config" "$here/nodeos.config" >/dev/null
   make -C "$ksrc" -s olddefconfig >/dev/null
@@ -44,11 +51,11 @@ else
     /^  LD  *vmlinux$/ { printf "kernel: linking\n"; fflush() }' || { tail -30 "$work/build.err" >&2; exit 1; }
   [ -f "$ksrc/arch/x86/boot/bzImage" ] || { tail -30 "$work/build.err" >&2; echo "kernel: build produced no bzImage" >&2; exit 1; }
   mkdir -p "$cached.tmp"
-  cp "$ksrc/arch/x86/boot/bzImage" "$ksrc/.config" "$cached.tmp/"
+  cp "$ksrc/arch/x86/boot/bzImage" "$ksrc/.config" "$ksrc/System.map" "$cached.tmp/"
   strip -o "$cached.tmp/vmlinux" "$ksrc/vmlinux"
   echo "$key" > "$cached.tmp/kernel.sha256"
   rm -rf "$cached" && mv "$cached.tmp" "$cached"
   echo "kernel: built in $(( $(date +%s) - start ))s"
 fi
-cp "$cached/bzImage" "$cached/vmlinux" "$cached/.config" "$cached/kernel.sha256" "$out/"
+cp "$cached/bzImage" "$cached/vmlinux" "$cached/.config" "$cached/System.map" "$cached/kernel.sha256" "$out/"
 echo "kernel: $(stat -c %s "$out/bzImage") bytes (bzImage)"

@@ -46,3 +46,13 @@ test('garbage on the kernel command line is reported and the machine still boots
   assert.match(out, /nodeos: error cmdline: unknown parameter nodeos\.bogus/);
   assert.match(out, /^nodeos: ready /m);
 });
+
+test('the kernel takes the boot shortcuts on its command line', () => {
+  // loglevel=7 and apic=verbose put the kernel's own words on the console.
+  const { console: out } = boot(['--append', 'loglevel=7 apic=verbose']);
+  assert.match(out, /Keeping unused kernel image \(initmem\) memory: \d+K/, 'keep_initmem: init code is not poisoned and freed');
+  assert.doesNotMatch(out, /Freeing unused kernel image \(initmem\)/);
+  assert.match(out, /lapic timer already calibrated 10000000/, 'lapic_timer_period: no APIC timer calibration');
+  assert.doesNotMatch(out, /calibrating APIC timer/);
+  assert.match(out, /^nodeos: ready /m);
+});
