@@ -18,6 +18,9 @@ public enum BenchReport {
         """
         page += headline(latest)
         page += "<h2>Boot timeline to the ready line (median time in each phase)</h2>" + timelineSVG(latest)
+        // A sum of per-phase medians is not the median of whole boots; say so
+        // where the two numbers meet, or readers take one for a typo of the other.
+        page += "<p class=\"facts\">Each bar ends at the sum of its phases' medians, which differs a little from the ready median above.</p>"
         page += "<h2>Ready time over the history (median, ms)</h2>" + trendSVG(history.isEmpty ? [latest] : history)
         page += "<h2>Memory after boot (median, MiB)</h2>" + memorySVG(latest)
         page += phaseTable(latest)
