@@ -5,7 +5,7 @@ SHELL := /bin/bash
 IMAGE := build/image
 NODE := build/node/bin/node
 
-APT_PACKAGES := linux-source-6.1 build-essential flex bison bc libelf-dev libssl-dev lz4 \
+APT_PACKAGES := linux-source-6.1 build-essential patch flex bison bc libelf-dev libssl-dev lz4 \
   cpio xz-utils erofs-utils e2fsprogs qemu-system-x86 qemu-utils \
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-dev libvirt-clients libpcap-dev python3-pip curl openssl
 
