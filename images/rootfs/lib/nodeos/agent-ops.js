@@ -85,8 +85,10 @@ function makeOps({ system }) {
       return { memTotalKiB: info.MemTotal, memAvailableKiB: info.MemAvailable, memFreeKiB: info.MemFree, initRssKiB: rss ? Number(rss[1]) : null };
     },
 
-    async shutdown() { setImmediate(() => system.shutdown('poweroff', 'agent')); return {}; },
-    async reboot() { setImmediate(() => system.shutdown('restart', 'agent')); return {}; },
+    // The answer is queued when the handler returns; the machine goes down only
+    // once it has been written, or the host would wait for it forever.
+    async shutdown() { setImmediate(() => system.afterAgentReplies(() => system.shutdown('poweroff', 'agent'))); return {}; },
+    async reboot() { setImmediate(() => system.afterAgentReplies(() => system.shutdown('restart', 'agent'))); return {}; },
   };
 }
 

@@ -435,11 +435,13 @@ function startAgent() {
   // Writes block while no host is connected, so they queue off the main thread.
   const queue = [];
   let writing = false;
+  const drained = [];
   const pump = () => {
-    if (writing || queue.length === 0) return;
+    if (!writing && queue.length === 0) { for (const done of drained.splice(0)) done(); return; }
+    if (writing) return;
     writing = true;
     const chunk = queue.shift();
-    if (port.closed) { writing = false; return; }
+    if (port.closed) { writing = false; for (const done of drained.splice(0)) done(); return; }
     fs.write(fd, chunk, 0, chunk.length, null, (err, written) => {
       writing = false;
       if (err?.code === 'EAGAIN') { queue.unshift(chunk); setTimeout(pump, 5); return; }
@@ -452,6 +454,8 @@ function startAgent() {
     closed: false,
     send,
     queued: () => queue.length,
+    // Calls back once everything queued so far is written (or the port closed).
+    drain(done) { drained.push(done); pump(); },
     // Only test faults close the port: the agent then is gone for this boot.
     close() { port.closed = true; queue.length = 0; try { fs.closeSync(fd); } catch { /* already closed */ } },
   };
@@ -462,6 +466,14 @@ function startAgent() {
   }
   const agent = createAgent({ ops, send, log });
   system.agent = agent;
+  // Runs `then` once the agent's answers are out, but within `ms` even if a
+  // host stopped reading: a shutdown must never hang on the channel.
+  system.afterAgentReplies = (then, ms = 2000) => {
+    let ran = false;
+    const once = () => { if (!ran) { ran = true; clearTimeout(timer); then(); } };
+    const timer = setTimeout(once, ms);
+    port.drain(once);
+  };
   const buffer = Buffer.alloc(64 * 1024);
   let idle = 0;
   const read = () => port.closed || fs.read(fd, buffer, 0, buffer.length, null, (err, n) => {
