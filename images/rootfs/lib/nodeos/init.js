@@ -437,11 +437,12 @@ function startAgent() {
   let writing = false;
   const drained = [];
   const pump = () => {
-    if (!writing && queue.length === 0) { for (const done of drained.splice(0)) done(); return; }
     if (writing) return;
+    // Nothing left to write, or nowhere to write it: whoever waits may go on.
+    if (port.closed) queue.length = 0;
+    if (queue.length === 0) { for (const done of drained.splice(0)) done(); return; }
     writing = true;
     const chunk = queue.shift();
-    if (port.closed) { writing = false; for (const done of drained.splice(0)) done(); return; }
     fs.write(fd, chunk, 0, chunk.length, null, (err, written) => {
       writing = false;
       if (err?.code === 'EAGAIN') { queue.unshift(chunk); setTimeout(pump, 5); return; }
