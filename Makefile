@@ -7,7 +7,7 @@ NODE := build/node/bin/node
 
 APT_PACKAGES := linux-source-6.1 build-essential patch flex bison bc libelf-dev libssl-dev lz4 \
   cpio xz-utils erofs-utils e2fsprogs qemu-system-x86 qemu-utils \
-  libvirt-daemon libvirt-daemon-driver-qemu libvirt-dev libvirt-clients libpcap-dev python3-pip curl openssl
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-dev libvirt-clients libpcap-dev python3-pip curl openssl acpica-tools
 
 .PHONY: help deps image test test-guest test-image test-swift reliability demo bench nightly bench-check clean
 

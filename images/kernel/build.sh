@@ -15,10 +15,11 @@ out=${1:?usage: build.sh OUT_DIR}
 cache_root=${NODEOS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nodeos}
 src_tar=/usr/src/linux-source-6.1.tar.xz
 [ -f "$src_tar" ] || { echo "kernel: $src_tar is missing (apt-get install linux-source-6.1)" >&2; exit 2; }
+command -v iasl >/dev/null || { echo "kernel: iasl is missing (apt-get install acpica-tools); it compiles images/kernel/dsdt.asl" >&2; exit 2; }
 
 src_version=$(dpkg-query -W -f='${Version}' linux-source-6.1)
 patches=("$here"/patches/*.patch)
-key=$( { echo "linux-source-6.1 $src_version"; cat "$here/nodeos.config" "$here/build.sh" "${patches[@]}"; gcc --version | head -1; } | sha256sum | cut -c1-16)
+key=$( { echo "linux-source-6.1 $src_version"; cat "$here/nodeos.config" "$here/build.sh" "$here/dsdt.asl" "${patches[@]}"; gcc --version | head -1; } | sha256sum | cut -c1-16)
 cached="$cache_root/kernel/$key"
 mkdir -p "$out"
 
@@ -34,6 +35,11 @@ else
   for p in "${patches[@]}"; do
     patch -d "$ksrc" -p1 --quiet --forward < "$p" || { echo "kernel: $p does not apply to linux-source $src_version" >&2; exit 1; }
   done
+  # The DSDT linked in place of QEMU's (dsdt.asl says why); nodeos.config
+  # names it relative to include/, where Kbuild looks for it. -p names the
+  # array dsdt_aml_code, one of the two names the kernel accepts.
+  mkdir -p "$ksrc/include/nodeos"
+  iasl -tc -p "$ksrc/include/nodeos/dsdt" "$here/dsdt.asl" >"$work/iasl.log" 2>&1 || { cat "$work/iasl.log" >&2; echo "kernel: iasl could not compile $here/dsdt.asl" >&2; exit 1; }
   make -C "$ksrc" -s tinyconfig >/dev/null
   "$ksrc/scripts/kconfig/merge_config.sh" -m -O "$ksrc" "$ksrc/.config" "$here/nodeos.config" >/dev/null
   make -C "$ksrc" -s olddefconfig >/dev/null
