@@ -17,7 +17,8 @@ public struct NodeOSImage: Sendable, Equatable {
 
     public var directory: URL
     public var manifest: Manifest
-    /// Absolute path of the kernel (`bzImage`).
+    /// Absolute path of the kernel the manifest names (`vmlinux`, entered
+    /// through PVH; older images name `bzImage`).
     public var kernelPath: String
     /// Absolute path of the read-only root file system.
     public var rootfsPath: String

@@ -92,7 +92,7 @@ struct RemoteLibvirtdTests {
             // The machine's volumes are gone; the image's stay for the next machine.
             let left = try Self.poolVolumes(daemon)
             let hash = image.manifest.imageHash
-            #expect(Set(left) == ["nodeos-\(hash)-bzImage", "nodeos-\(hash)-rootfs.erofs"], "volumes left in the pool: \(left)")
+            #expect(Set(left) == ["nodeos-\(hash)-\(image.manifest.kernel)", "nodeos-\(hash)-rootfs.erofs"], "volumes left in the pool: \(left)")
             await testbed.close()
         }
     }
