@@ -78,7 +78,7 @@ public struct DomainSpec: Sendable, Equatable {
         name: String, accelerator: Accelerator = .tcg, memoryMiB: Int = 256, vcpus: Int = 1,
         machineType: String = "pc", emulator: String = "/usr/bin/qemu-system-x86_64",
         kernel: String, commandLine: String, rootfs: String, disks: [Disk] = [],
-        network: Network? = Network(), agentChannel: Bool = true, rng: Bool = true, balloonStatsPeriod: Int? = 5,
+        network: Network? = Network(), agentChannel: Bool = true, rng: Bool = true, balloonStatsPeriod: Int? = nil,
         firmware: String? = nil
     ) {
         self.firmware = firmware

@@ -66,6 +66,12 @@ public struct MachineSpec: Sendable {
     public var emulator: String = "/usr/bin/qemu-system-x86_64"
     /// Firmware ROM (`-bios`); default qboot where installed, as `images/qemu-boot` uses.
     public var firmware: String? = DomainSpec.qboot
+    /// A virtio balloon reporting the guest's memory statistics to libvirt
+    /// every this many seconds; `nil` (the default) for none. The testbed's
+    /// own memory figures need no balloon (guest numbers come from the agent,
+    /// QEMU's RSS from the host), and the device is boot work that the
+    /// plain-QEMU baseline does not do.
+    public var balloonStatsPeriod: Int?
 
     public init(name: String = "nodeos", image: NodeOSImage) {
         self.name = name
@@ -82,7 +88,8 @@ public struct MachineSpec: Sendable {
         DomainSpec(
             name: name, accelerator: accelerator, memoryMiB: memoryMiB, vcpus: vcpus, emulator: emulator,
             kernel: image.kernelPath, commandLine: commandLine, rootfs: image.rootfsPath, disks: disks,
-            network: network ? DomainSpec.Network(capturePath: capturePath) : nil, firmware: firmware)
+            network: network ? DomainSpec.Network(capturePath: capturePath) : nil,
+            balloonStatsPeriod: balloonStatsPeriod, firmware: firmware)
     }
 }
 
