@@ -19,7 +19,7 @@ mkdir -p "$out"
 "$here/kernel/build.sh" "$out"
 
 # The rootfs is rebuilt only when something that goes into it changed.
-rootfs_key=$( { cat "$here/node.lock" "$here/build-rootfs.sh" "$here/addon/nodeos.c"; (cd "$here/rootfs" && find . -type f | LC_ALL=C sort | xargs sha256sum); ldd "$node_dir/bin/node" | awk '{print $3}' | xargs -r readlink -f | xargs -r sha256sum; } | sha256sum | cut -c1-16)
+rootfs_key=$( { cat "$here/node.lock" "$here/build-rootfs.sh" "$here/bundle-init.js" "$here/addon/nodeos.c"; (cd "$here/rootfs" && find . -type f | LC_ALL=C sort | xargs sha256sum); ldd "$node_dir/bin/node" | awk '{print $3}' | xargs -r readlink -f | xargs -r sha256sum; } | sha256sum | cut -c1-16)
 if [ -f "$out/rootfs.erofs" ] && [ "$(cat "$out/rootfs.key" 2>/dev/null)" = "$rootfs_key" ]; then
   echo "rootfs: up to date ($rootfs_key)"
 else

@@ -23,6 +23,12 @@ test('the handover time comes from the kernel log record', () => {
   assert.equal(handoverFromKmsg(['6,1,100,-;nothing here']), null);
 });
 
+test('when the kernel tried more than one init, the last one started is the handover', () => {
+  const records = ['6,311,300000,-;Run /sbin/init as init process', '3,312,300500,-;Starting init: /sbin/init exists but couldn\'t execute it (error -8)',
+    '6,313,301000,-;Run /etc/init as init process', '7,314,900000,-;nodeos-clock-1-x'];
+  assert.equal(handoverFromKmsg(records), 301);
+});
+
 test('prefix lengths become netmasks', () => {
   assert.equal(prefixToMask(24), '255.255.255.0');
   assert.equal(prefixToMask(8), '255.0.0.0');

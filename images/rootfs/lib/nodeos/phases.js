@@ -23,8 +23,12 @@ function parsePhaseLine(line) {
 
 // The kernel log record "Run /sbin/init as init process" marks the handover.
 // /dev/kmsg records look like "6,312,301220,-;Run /sbin/init as init process".
+// The last such record wins: when one init fails to start the kernel tries the
+// next and logs "Run" again. It is also near the end of the ~200 records, and
+// each record looked at costs under TCG.
 function handoverFromKmsg(records) {
-  for (const record of records) {
+  for (let i = records.length - 1; i >= 0; i--) {
+    const record = records[i];
     const semi = record.indexOf(';');
     if (semi < 0) continue;
     if (!/^Run \S+ as init process/.test(record.slice(semi + 1))) continue;
