@@ -17,6 +17,12 @@ mkdir -p "$out"
 
 "$here/fetch-node.sh" "$node_dir"
 "$here/kernel/build.sh" "$out"
+# Each kernel input change leaves a 14 MB entry in the cache: keep the one
+# this image uses and the two used most recently before it.
+kernel_cache=${NODEOS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nodeos}/kernel
+touch "$kernel_cache/$(cat "$out/kernel.sha256")"
+find "$kernel_cache" -mindepth 1 -maxdepth 1 -type d -regextype posix-extended -regex '.*/[0-9a-f]{16}' -printf '%T@ %p\n' | sort -rn | tail -n +4 | cut -d' ' -f2- |
+  while read -r old; do echo "kernel: pruning the cached build $(basename "$old")"; rm -rf "$old"; done
 
 # The rootfs is rebuilt only when something that goes into it changed.
 rootfs_key=$( { cat "$here/node.lock" "$here/build-rootfs.sh" "$here/bundle-init.js" "$here/addon/nodeos.c"; (cd "$here/rootfs" && find . -type f | LC_ALL=C sort | xargs sha256sum); ldd "$node_dir/bin/node" | awk '{print $3}' | xargs -r readlink -f | xargs -r sha256sum; } | sha256sum | cut -c1-16)
