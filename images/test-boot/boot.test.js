@@ -38,6 +38,8 @@ test('the image boots to the ready line under the plain-QEMU runner', () => {
   assert.match(report.hello.nodeVersion, /^v24\./);
   assert.ok(report.guestUsedMiB > 0 && report.guestUsedMiB < 96, `guest memory in use ${report.guestUsedMiB} MiB`);
   assert.equal(report.hello.config.applied, true);
+  // Under TCG the report carries QEMU's translation counters at the ready line.
+  assert.ok(report.tcg.translationBlocks > 10_000 && report.tcg.hostCodeBytes > report.tcg.translationBlocks, JSON.stringify(report.tcg));
   // A quiet boot prints only errors from the kernel; a clean one prints none.
   const kernelErrors = lines.filter((l) => /^\[\s*\d+\.\d+\] /.test(l) && !/reboot: Power down/.test(l));
   assert.deepEqual(kernelErrors, [], 'the kernel printed nothing on a quiet boot');
