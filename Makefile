@@ -21,10 +21,12 @@ help:
 	@echo "make bench-check  prove the regression check: a 300 ms delay is flagged, 5 unchanged reruns are not"
 
 TESTBED := .build/debug/testbed
+# SwiftPM litters $TMPDIR; scripts/with-scratch-tmp gives it a folder of its own.
+SWIFT := scripts/with-scratch-tmp swift
 BOOTS ?= 7
 
 $(TESTBED): $(shell find Sources -name '*.swift') Package.swift
-	swift build --product testbed
+	$(SWIFT) build --product testbed
 
 # Installs only what is missing, so a second run costs a dpkg query.
 deps:
@@ -47,16 +49,16 @@ test-image: image
 	$(NODE) --test images/test-boot/*.test.js
 
 test-swift: image
-	swift build --build-tests
-	swift test --skip ReliabilityTests
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip ReliabilityTests
 
 # Every case appends a line to the ledger; the summary counts faults injected,
 # survived and leaks found, and fails the target on any failure or leak.
 RELIABILITY_LEDGER := build/reliability/ledger.jsonl
 reliability: image
-	swift build --build-tests
+	$(SWIFT) build --build-tests
 	@mkdir -p build/reliability && rm -f $(RELIABILITY_LEDGER)
-	status=0; NODEOS_RELIABILITY_LEDGER=$(CURDIR)/$(RELIABILITY_LEDGER) swift test --filter ReliabilityTests || status=$$?; \
+	status=0; NODEOS_RELIABILITY_LEDGER=$(CURDIR)/$(RELIABILITY_LEDGER) $(SWIFT) test --filter ReliabilityTests || status=$$?; \
 	  scripts/reliability-summary $(RELIABILITY_LEDGER) && exit $$status
 
 test: test-guest test-image test-swift reliability
