@@ -11,6 +11,9 @@ struct Bench: AsyncParsableCommand {
             --candidate-param or --candidate-image, a candidate is booted in the same \
             run too and each boot phase is tested for a regression (one-sided \
             Mann–Whitney U plus a minimum effect size); --fail-on-regression then exits 1.
+            Under TCG the plain runner also reports how many blocks of guest code QEMU \
+            had translated by the ready line: a count the host's load barely moves, \
+            charted over the history next to the ready time.
             Each result is appended to the history folder and rendered, with the \
             history's trend, into an HTML report with SVG charts.
             """)
@@ -129,6 +132,9 @@ struct Bench: AsyncParsableCommand {
         if let ratio = r.summary.ratio { lines.append(String(format: "testbed/plain ratio (median ready): %.3f", ratio)) }
         let m = r.summary.memory
         lines.append(String(format: "memory: guest used %.1f MiB, init RSS %.1f MiB, QEMU RSS %.1f MiB", m.guestUsedMiB ?? .nan, m.initRssMiB ?? .nan, m.qemuRssMiB ?? .nan))
+        for (runner, s) in (r.summary.translationBlocks ?? [:]).sorted(by: { $0.key > $1.key }) {
+            lines.append(String(format: "TCG translation blocks at ready (%@): median %.0f, min %.0f, p90 %.0f (host load barely moves this count)", runner, s.median, s.min, s.p90))
+        }
         if let npm = r.npmInstall, let g = npm.guest, let h = npm.host {
             lines.append(String(format: "npm install -g %@ (%d each): guest median %.1f s (min %.1f), host npm median %.1f s (min %.1f), guest/host %.1f×",
                                 npm.package, g.n, g.median / 1000, g.min / 1000, h.median / 1000, h.min / 1000, npm.ratio ?? .nan))
@@ -145,6 +151,7 @@ struct JSONSummary: Encodable {
     var ratio: Double?
     var memory: BenchSummary.Memory
     var phases: [String: [String: Spread]]
+    var translationBlocks: [String: Spread]?
     var facts: MachineFacts
     var regressions: [String]
     var verdicts: [PhaseVerdict]?
@@ -155,6 +162,7 @@ struct JSONSummary: Encodable {
         ratio = r.summary.ratio
         memory = r.summary.memory
         phases = r.summary.phases
+        translationBlocks = r.summary.translationBlocks
         facts = r.facts
         regressions = r.regressions.map(\.message)
         verdicts = r.verdicts

@@ -43,4 +43,36 @@ struct BenchResultTests {
         #expect(with.contains("<b>12.5×</b>"))
         #expect(!BenchReport.html(latest: Self.result(npm: nil), history: []).contains("npm install -g"))
     }
+
+    @Test("translation blocks are summarized per runner that reports them, and charted only then")
+    func translationBlocks() throws {
+        let samples = [
+            BootSample(runner: "testbed", readyMs: 3000, phases: [.init(name: "ready", ms: 2500)]),
+            BootSample(runner: "plain", readyMs: 2800, phases: [.init(name: "ready", ms: 2400)], translationBlocks: 120_400),
+            BootSample(runner: "plain", readyMs: 3900, phases: [.init(name: "ready", ms: 3500)], translationBlocks: 120_100),
+            BootSample(runner: "plain", readyMs: 2500, phases: [.init(name: "ready", ms: 2200)], translationBlocks: 120_300),
+        ]
+        let summary = BenchResult.summarize(samples)
+        #expect(summary.translationBlocks?["plain"]?.median == 120_300)
+        #expect(summary.translationBlocks?["plain"]?.min == 120_100)
+        #expect(summary.translationBlocks?["testbed"] == nil)
+        #expect(BenchResult.summarize(Array(samples.prefix(1))).translationBlocks == nil)
+
+        let with = BenchResult(facts: Self.facts, samples: samples, summary: summary)
+        let page = BenchReport.html(latest: with, history: [])
+        #expect(page.contains("TCG translation blocks at the ready line"))
+        // The axis fits the values: a 0.3% spread must not sit flat on a zero-based axis.
+        #expect(page.contains(">119097<"), "the lowest tick is 1% under the one median charted")
+        #expect(!BenchReport.html(latest: Self.result(npm: nil), history: []).contains("translation blocks"))
+    }
+
+    @Test("samples and summaries written before translation blocks existed still read")
+    func translationBlocksCompatibility() throws {
+        let sample = #"{"runner":"plain","readyMs":2800,"phases":[{"name":"ready","ms":2400}]}"#
+        #expect(try JSONDecoder().decode(BootSample.self, from: Data(sample.utf8)).translationBlocks == nil)
+        let summary = #"{"readyMs":{},"memory":{},"phases":{},"phaseOrder":[]}"#
+        #expect(try JSONDecoder().decode(BenchSummary.self, from: Data(summary.utf8)).translationBlocks == nil)
+        let counted = BootSample(runner: "plain", readyMs: 1, phases: [], translationBlocks: 5)
+        #expect(try JSONDecoder().decode(BootSample.self, from: JSONEncoder().encode(counted)) == counted)
+    }
 }

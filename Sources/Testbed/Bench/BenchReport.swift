@@ -21,7 +21,14 @@ public enum BenchReport {
         // A sum of per-phase medians is not the median of whole boots; say so
         // where the two numbers meet, or readers take one for a typo of the other.
         page += "<p class=\"facts\">Each bar ends at the sum of its phases' medians, which differs a little from the ready median above.</p>"
-        page += "<h2>Ready time over the history (median, ms)</h2>" + trendSVG(history.isEmpty ? [latest] : history)
+        let runs = history.isEmpty ? [latest] : history
+        page += "<h2>Ready time over the history (median, ms)</h2>" + trendSVG(runs, series: ["testbed", "plain"]) { $0.summary.readyMs[$1]?.median }
+        if runs.contains(where: { $0.summary.translationBlocks != nil }) {
+            page += "<h2>TCG translation blocks at the ready line over the history (median)</h2>"
+                + "<p class=\"facts\">How much guest code QEMU translated to reach the ready line: most of a cold TCG boot's time, and a count the host's load barely moves. "
+                + "A step here is a change in the guest; a step in the ready time alone is the host.</p>"
+                + trendSVG(runs, series: ["plain"], fromZero: false) { $0.summary.translationBlocks?[$1]?.median }
+        }
         page += "<h2>Memory after boot (median, MiB)</h2>" + memorySVG(latest)
         page += phaseTable(latest)
         if let npm = latest.npmInstall, let g = npm.guest, let h = npm.host {
@@ -91,25 +98,29 @@ public enum BenchReport {
         return svg + "</svg>"
     }
 
-    static func trendSVG(_ history: [BenchResult]) -> String {
+    /// One line per series over the history. `fromZero: false` fits the axis
+    /// to the values, for counts whose meaningful changes are a few percent.
+    static func trendSVG(_ history: [BenchResult], series: [String], fromZero: Bool = true, value: (BenchResult, String) -> Double?) -> String {
         let width = 900.0, height = 260.0, left = 60.0, bottom = 40.0, top = 14.0
-        let series = ["testbed", "plain"]
-        let values = history.flatMap { h in series.compactMap { h.summary.readyMs[$0]?.median } }
-        let maxV = max(values.max() ?? 1, 1) * 1.1
+        let values = history.flatMap { h in series.compactMap { value(h, $0) } }
+        let maxV = fromZero ? max(values.max() ?? 1, 1) * 1.1 : (values.max() ?? 1) * 1.01
+        let minV = fromZero ? 0 : (values.min() ?? 0) * 0.99
         let stepX = history.count > 1 ? (width - left - 30) / Double(history.count - 1) : 0
-        let y = { (v: Double) in top + (height - top - bottom) * (1 - v / maxV) }
+        let y = { (v: Double) in top + (height - top - bottom) * (1 - (v - minV) / max(maxV - minV, 1)) }
         var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-size=\"11\">"
         svg += "<line x1=\"\(left)\" y1=\"\(height - bottom)\" x2=\"\(width - 10)\" y2=\"\(height - bottom)\" stroke=\"#999\"/><line x1=\"\(left)\" y1=\"\(top)\" x2=\"\(left)\" y2=\"\(height - bottom)\" stroke=\"#999\"/>"
         for tick in 0...4 {
-            let v = maxV * Double(tick) / 4
+            let v = minV + (maxV - minV) * Double(tick) / 4
             svg += String(format: "<text x=\"4\" y=\"%.1f\">%.0f</text><line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" stroke=\"#eee\"/>", y(v) + 4, v, left, y(v), width - 10, y(v))
         }
         for (s, name) in series.enumerated() {
-            let points = history.enumerated().compactMap { i, h in h.summary.readyMs[name].map { (left + Double(i) * stepX, y($0.median)) } }
+            let points = history.enumerated().compactMap { i, h in value(h, name).map { (left + Double(i) * stepX, y($0)) } }
             guard !points.isEmpty else { continue }
-            svg += "<polyline fill=\"none\" stroke=\"\(palette[s])\" stroke-width=\"2\" points=\"\(points.map { String(format: "%.1f,%.1f", $0.0, $0.1) }.joined(separator: " "))\"/>"
-            for p in points { svg += String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%@\"/>", p.0, p.1, palette[s]) }
-            svg += "<rect x=\"\(Int(width) - 160)\" y=\"\(Int(top) + s * 18)\" width=\"12\" height=\"12\" fill=\"\(palette[s])\"/><text x=\"\(Int(width) - 144)\" y=\"\(Int(top) + 11 + s * 18)\">\(name)</text>"
+            // A runner keeps its colour from chart to chart.
+            let color = palette[(["testbed", "plain", "candidate"].firstIndex(of: name) ?? s) % palette.count]
+            svg += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\" points=\"\(points.map { String(format: "%.1f,%.1f", $0.0, $0.1) }.joined(separator: " "))\"/>"
+            for p in points { svg += String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%@\"/>", p.0, p.1, color) }
+            svg += "<rect x=\"\(Int(width) - 160)\" y=\"\(Int(top) + s * 18)\" width=\"12\" height=\"12\" fill=\"\(color)\"/><text x=\"\(Int(width) - 144)\" y=\"\(Int(top) + 11 + s * 18)\">\(name)</text>"
         }
         for (i, h) in history.enumerated() where history.count <= 12 || i % max(history.count / 12, 1) == 0 {
             svg += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%@</text>", left + Double(i) * stepX, height - bottom + 16, escape(String(h.facts.commit.prefix(7))))

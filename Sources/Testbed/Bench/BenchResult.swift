@@ -13,6 +13,12 @@ public struct BootSample: Sendable, Codable, Equatable {
     public var guestUsedMiB: Double?
     public var initRssMiB: Double?
     public var qemuRssMiB: Double?
+    /// Under TCG, how many blocks of guest code QEMU had translated at the
+    /// ready line (the plain runner reads it from QEMU's monitor). Most of a
+    /// cold TCG boot goes to translation, and unlike wall time this count
+    /// barely moves with the host's load (~0.3% between boots of one image),
+    /// so a trend in it is a change in the guest, not in the host.
+    public var translationBlocks: Int?
 
     public struct Phase: Sendable, Codable, Equatable {
         public var name: String
@@ -23,7 +29,9 @@ public struct BootSample: Sendable, Codable, Equatable {
         }
     }
 
-    public init(runner: String, readyMs: Double, phases: [Phase], guestUsedMiB: Double? = nil, initRssMiB: Double? = nil, qemuRssMiB: Double? = nil) {
+    public init(runner: String, readyMs: Double, phases: [Phase], guestUsedMiB: Double? = nil, initRssMiB: Double? = nil, qemuRssMiB: Double? = nil,
+                translationBlocks: Int? = nil) {
+        self.translationBlocks = translationBlocks
         self.runner = runner
         self.readyMs = readyMs
         self.phases = phases
@@ -81,6 +89,9 @@ public struct BenchSummary: Sendable, Codable, Equatable {
     /// Runner → phase → spread of the time spent in that phase.
     public var phases: [String: [String: Spread]]
     public var phaseOrder: [String]
+    /// Runner → spread of `BootSample.translationBlocks`, for the runners
+    /// that report it; nil in history written before it existed.
+    public var translationBlocks: [String: Spread]?
 }
 
 /// `npm install -g` of the fixture tree, timed in the guest and with the
@@ -141,6 +152,11 @@ public struct BenchResult: Sendable, Codable, Equatable {
             qemuRssMiB: Statistics.median(testbed.compactMap(\.qemuRssMiB)))
         var ratio: Double?
         if let t = ready["testbed"]?.median, let p = ready["plain"]?.median, p > 0 { ratio = t / p }
-        return BenchSummary(readyMs: ready, ratio: ratio, memory: memory, phases: phases, phaseOrder: order)
+        var blocks: [String: Spread] = [:]
+        for runner in runners {
+            if let spread = Spread(samples.filter { $0.runner == runner }.compactMap { $0.translationBlocks.map(Double.init) }) { blocks[runner] = spread }
+        }
+        return BenchSummary(readyMs: ready, ratio: ratio, memory: memory, phases: phases, phaseOrder: order,
+                            translationBlocks: blocks.isEmpty ? nil : blocks)
     }
 }

@@ -97,12 +97,14 @@ public struct BenchRunner: Sendable {
             var phases: [String: Double]
             var guestUsedMiB: Double?
             var initRssMiB: Double?
+            var tcg: TCG?
+            struct TCG: Decodable { var translationBlocks: Int }
         }
         let decoded = try JSONDecoder().decode(PlainReport.self, from: Data(contentsOf: report))
         return BootSample(
             runner: "plain", readyMs: decoded.readyMs,
             phases: decoded.phases.sorted { $0.value < $1.value }.map { BootSample.Phase(name: $0.key, ms: $0.value) },
-            guestUsedMiB: decoded.guestUsedMiB, initRssMiB: decoded.initRssMiB)
+            guestUsedMiB: decoded.guestUsedMiB, initRssMiB: decoded.initRssMiB, translationBlocks: decoded.tcg?.translationBlocks)
     }
 
     private func facts(accelerator: Accelerator) throws -> MachineFacts {
