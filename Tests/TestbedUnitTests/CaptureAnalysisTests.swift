@@ -71,7 +71,9 @@ struct CaptureAnalysisTests {
         let error = #expect(throws: Error.self) { try Capture(contentsOf: url.path) }
         #expect("\(error!)".contains(url.path))
         // Random bytes after a valid header: libpcap stops; what it read is kept.
-        var frames = try Data(contentsOf: pcap([frame(proto: 17, from: ("1.2.3.4", 1), to: ("5.6.7.8", 53), payload: [1, 2, 3])]))
+        let valid = try pcap([frame(proto: 17, from: ("1.2.3.4", 1), to: ("5.6.7.8", 53), payload: [1, 2, 3])])
+        defer { try? FileManager.default.removeItem(at: valid) }
+        var frames = try Data(contentsOf: valid)
         frames.append(contentsOf: (0..<37).map { UInt8($0 * 7 & 255) })
         try frames.write(to: url)
         let capture = try Capture(contentsOf: url.path)
