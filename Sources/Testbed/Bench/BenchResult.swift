@@ -31,13 +31,13 @@ public struct BootSample: Sendable, Codable, Equatable {
 
     public init(runner: String, readyMs: Double, phases: [Phase], guestUsedMiB: Double? = nil, initRssMiB: Double? = nil, qemuRssMiB: Double? = nil,
                 translationBlocks: Int? = nil) {
-        self.translationBlocks = translationBlocks
         self.runner = runner
         self.readyMs = readyMs
         self.phases = phases
         self.guestUsedMiB = guestUsedMiB
         self.initRssMiB = initRssMiB
         self.qemuRssMiB = qemuRssMiB
+        self.translationBlocks = translationBlocks
     }
 
     /// Time spent in each phase (the gap since the previous one).
@@ -134,6 +134,7 @@ public struct BenchResult: Sendable, Codable, Equatable {
         let runners = Array(Set(samples.map(\.runner))).sorted()
         var ready: [String: Spread] = [:]
         var phases: [String: [String: Spread]] = [:]
+        var blocks: [String: Spread] = [:]
         var order: [String] = []
         for sample in samples { for phase in sample.phases where !order.contains(phase.name) { order.append(phase.name) } }
         for runner in runners {
@@ -144,6 +145,7 @@ public struct BenchResult: Sendable, Codable, Equatable {
                 if let spread = Spread(mine.compactMap { $0.segments[name] }) { perPhase[name] = spread }
             }
             phases[runner] = perPhase
+            if let spread = Spread(mine.compactMap { $0.translationBlocks.map(Double.init) }) { blocks[runner] = spread }
         }
         let testbed = samples.filter { $0.runner == "testbed" }
         let memory = BenchSummary.Memory(
@@ -152,10 +154,6 @@ public struct BenchResult: Sendable, Codable, Equatable {
             qemuRssMiB: Statistics.median(testbed.compactMap(\.qemuRssMiB)))
         var ratio: Double?
         if let t = ready["testbed"]?.median, let p = ready["plain"]?.median, p > 0 { ratio = t / p }
-        var blocks: [String: Spread] = [:]
-        for runner in runners {
-            if let spread = Spread(samples.filter { $0.runner == runner }.compactMap { $0.translationBlocks.map(Double.init) }) { blocks[runner] = spread }
-        }
         return BenchSummary(readyMs: ready, ratio: ratio, memory: memory, phases: phases, phaseOrder: order,
                             translationBlocks: blocks.isEmpty ? nil : blocks)
     }
