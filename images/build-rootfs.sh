@@ -30,8 +30,9 @@ cp -a "$node_dir/lib/node_modules/npm" "$stage/lib/node_modules/npm"
 # Documentation and Windows shims are never read on NodeOS.
 rm -rf "$stage/lib/node_modules/npm/"{docs,man} "$stage/lib/node_modules/npm/bin/"*.{cmd,ps1}
 install -m 0644 "$out/nodeos.node" "$stage/lib/nodeos/nodeos.node"
-# /sbin/init becomes one script holding init's boot-path modules (bundle-init.js says why).
-"$node_dir/bin/node" "$here/bundle-init.js" "$stage" "$stage/sbin/init"
+# /sbin/init becomes a loader of init's boot-path modules, bundled and with a
+# V8 code cache (bundle-init.js says why). After node is staged: it makes the cache.
+"$node_dir/bin/node" "$here/bundle-init.js" "$stage"
 
 # The shared libraries node needs, resolved on this host.
 for lib in $(ldd "$node_dir/bin/node" | awk '/=>/ { print $3 } /ld-linux/ && !/=>/ { print $1 }'); do

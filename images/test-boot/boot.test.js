@@ -43,6 +43,8 @@ test('the image boots to the ready line under the plain-QEMU runner', () => {
   // A quiet boot prints only errors from the kernel; a clean one prints none.
   const kernelErrors = lines.filter((l) => /^\[\s*\d+\.\d+\] /.test(l) && !/reboot: Power down/.test(l));
   assert.deepEqual(kernelErrors, [], 'the kernel printed nothing on a quiet boot');
+  // Nor does init warn: among others, V8 accepted init's code cache.
+  assert.deepEqual(lines.filter((l) => /^nodeos: (warning|error) /.test(l)), [], 'init warned of nothing');
 });
 
 test('garbage on the kernel command line is reported and the machine still boots', () => {
