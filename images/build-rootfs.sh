@@ -30,8 +30,8 @@ cp -a "$node_dir/lib/node_modules/npm" "$stage/lib/node_modules/npm"
 # Documentation and Windows shims are never read on NodeOS.
 rm -rf "$stage/lib/node_modules/npm/"{docs,man} "$stage/lib/node_modules/npm/bin/"*.{cmd,ps1}
 install -m 0644 "$out/nodeos.node" "$stage/lib/nodeos/nodeos.node"
-# /sbin/init becomes a loader of init's boot-path modules, bundled and with a
-# V8 code cache (bundle-init.js says why). After node is staged: it makes the cache.
+# init's boot path, bundled, as a startup snapshot and as /sbin/init with a code
+# cache (bundle-init.js says why). After node is staged: the staged node makes both.
 "$node_dir/bin/node" "$here/bundle-init.js" "$stage"
 
 # The shared libraries node needs, resolved on this host.

@@ -1,33 +1,44 @@
 'use strict';
-// Packs init and the modules of its boot path into one script, with V8's code
-// cache for it, and makes /sbin/init a loader of the two.
+// Prepares how init starts. It packs init and the modules of its boot path
+// into one script, and from that script makes two ways to start:
+//
+// - lib/nodeos/init.blob, a V8 startup snapshot of node with the modules
+//   already evaluated and every function compiled (init-snapshot.js). The
+//   image's kernel command line names it in NODE_OPTIONS, which the kernel
+//   puts in init's environment, so /sbin/init starts from it and node skips
+//   loading a main script at all. Node's own builtins get a code cache made
+//   with --jitless in it too: the one node ships was made without, so V8
+//   refuses it under --jitless and compiles each builtin from source, which
+//   after the ready line was 35-45 modules (child_process, streams, tty,
+//   readline) and 0.4-0.8 s under TCG.
+// - /sbin/init as a script, for a boot whose command line does not name the
+//   snapshot: a loader of lib/nodeos/init-bundle.js, compiled from V8's code
+//   cache beside it (lib/nodeos/init-bundle.cache), also made with every
+//   function compiled.
 //
 // Why one script: under TCG each require() of a small module cost 15-40 ms
 // (resolving, stat and package.json lookups, reading, wrapping), and init's
 // boot path loads nine of them before the ready line.
-// Why the code cache: V8 otherwise parses and compiles each of init's
+// Why compiled in advance: V8 otherwise parses and compiles each of init's
 // functions the first time it runs, and under TCG that was a quarter of the
-// time from init's start to the ready line. The cache is made with every
-// function compiled (--no-lazy while compiling), so a boot deserialises
-// bytecode instead of compiling it: 20-45 M fewer guest instructions from
-// node's start to the ready line (-icount), ~2.4 k fewer translated blocks.
+// time from init's start to the ready line.
 //
-//   node images/bundle-init.js ROOTFS
+//   node images/bundle-init.js ROOTFS [NODE]
 //
 // ROOTFS is a staged root (images/rootfs copied, node in bin/): its
-// sbin/init is the template, which this replaces. The bundle,
-// lib/nodeos/init-bundle.js, holds /lib/nodeos/init.js and every module it
-// reaches through static `require('./name')`, except those in AFTER_READY,
-// native addons and builtins, which stay ordinary requires of /lib/nodeos.
-// The modules keep their own files in the image: sh, login and the other
-// commands load them from there as before. Within the bundle a module is
-// evaluated once, so classes such as the agent's RequestError keep one
-// identity across the modules that share them.
+// sbin/init is the template, which this replaces. The bundle holds
+// /lib/nodeos/init.js and every module it reaches through static
+// `require('./name')`, except those in AFTER_READY, native addons and
+// builtins, which stay ordinary requires of /lib/nodeos. The modules keep
+// their own files in the image: sh, login and the other commands load them
+// from there as before. Within the bundle a module is evaluated once, so
+// classes such as the agent's RequestError keep one identity across the
+// modules that share them.
 //
-// V8 accepts a code cache only from the same build of V8 run with the same
-// flags, and checks both; so ROOTFS's own bin/node makes the cache, with the
-// flags of the template's interpreter line, and a second run of it checks
-// that the cache is accepted before the image is packed.
+// V8 accepts a code cache or a snapshot only from the same build of V8, and a
+// code cache only with the same flags; so NODE (default ROOTFS's own bin/node)
+// makes both with the flags of the template's interpreter line, and a second
+// run of it checks each before the image is packed.
 const fs = require('fs');
 const path = require('path');
 const { spawnSync } = require('child_process');
@@ -37,6 +48,7 @@ const AFTER_READY = new Set(['nsh']);
 const ENTRY = 'init';
 const BUNDLE = 'lib/nodeos/init-bundle.js';
 const CACHE = 'lib/nodeos/init-bundle.cache';
+const SNAPSHOT = 'lib/nodeos/init.blob';
 
 function main([rootfs, node = rootfs && path.join(rootfs, 'bin/node')]) {
   if (!rootfs) throw new Error('usage: node bundle-init.js ROOTFS [NODE]');
@@ -90,7 +102,7 @@ function requireFromBundle(name) {
   }
   return loaded[name].exports;
 }
-requireFromBundle('./${ENTRY}').main();
+return requireFromBundle;
 })
 `);
   const bundleFile = path.join(rootfs, BUNDLE);
@@ -99,7 +111,8 @@ requireFromBundle('./${ENTRY}').main();
   fs.writeFileSync(initScript, loader(shebang, comments), { mode: 0o755 });
   fs.chmodSync(initScript, 0o755);
   const cacheBytes = writeCodeCache(node, flags, bundleFile, cacheFile);
-  return { modules: modules.size, cacheBytes };
+  const snapshotBytes = writeSnapshot(node, flags, bundleFile, path.join(rootfs, SNAPSHOT));
+  return { modules: modules.size, cacheBytes, snapshotBytes };
 }
 
 // /sbin/init. It finds the bundle beside itself (../lib/nodeos), so a staged
@@ -119,7 +132,7 @@ function loader(shebang, comments) {
     `try { cachedData = fs.readFileSync(file.slice(0, -3) + '.cache'); } catch (e) { fs.writeSync(1, \`nodeos: warning init: no code cache (\${e.code}); compiling from source\\n\`); }`,
     "const script = new vm.Script(fs.readFileSync(file, 'utf8'), { filename: file, cachedData });",
     "if (cachedData && script.cachedDataRejected) fs.writeSync(1, 'nodeos: warning init: V8 rejected the code cache; compiling from source\\n');",
-    'script.runInThisContext()(require);',
+    `script.runInThisContext()(require)('./${ENTRY}').main();`,
     '',
   ].join('\n');
 }
@@ -133,6 +146,20 @@ function writeCodeCache(node, flags, bundleFile, cacheFile) {
   const check = spawnSync(node, [...flags, __filename, '--check-cache', bundleFile, cacheFile], { encoding: 'utf8' });
   if (check.status !== 0) throw new Error(`${cacheFile}: ${node} ${flags.join(' ')} does not accept the code cache: ${(check.stderr || check.error?.message || '').trim()}`);
   return fs.statSync(cacheFile).size;
+}
+
+// The startup snapshot (init-snapshot.js makes it), checked by starting it:
+// not being PID 1, it says what it loaded and stops.
+function writeSnapshot(node, flags, bundleFile, blobFile) {
+  const entry = path.join(__dirname, 'init-snapshot.js');
+  fs.rmSync(blobFile, { force: true });
+  const make = spawnSync(node, [...flags, '--snapshot-blob', blobFile, '--build-snapshot', entry, bundleFile], { encoding: 'utf8' });
+  if (make.status !== 0 || make.stderr.trim()) throw new Error(`${blobFile}: building the startup snapshot with ${node} ${flags.join(' ')} failed: ${(make.stderr || make.error?.message || `exit ${make.status}`).trim()}`);
+  const check = spawnSync(node, [...flags, '--snapshot-blob', blobFile], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+  if (check.status !== 0 || !/^init\.blob: init's boot path is loaded \(function\)/.test(check.stdout)) {
+    throw new Error(`${blobFile}: ${node} ${flags.join(' ')} does not start from the snapshot: ${(check.stderr || check.stdout || check.error?.message || '').trim()}`);
+  }
+  return fs.statSync(blobFile).size;
 }
 
 function makeCache(bundleFile, cacheFile) {
@@ -159,8 +186,8 @@ if (require.main === module) {
     if (mode === '--make-cache') makeCache(...args);
     else if (mode === '--check-cache') checkCache(...args);
     else {
-      const { modules, cacheBytes } = main(process.argv.slice(2));
-      console.log(`rootfs: /sbin/init loads ${modules} modules bundled, with a ${Math.round(cacheBytes / 1024)} KiB code cache`);
+      const { modules, cacheBytes, snapshotBytes } = main(process.argv.slice(2));
+      console.log(`rootfs: init's boot path bundles ${modules} modules: a ${(snapshotBytes / 2 ** 20).toFixed(1)} MiB startup snapshot, and for /sbin/init alone a ${Math.round(cacheBytes / 1024)} KiB code cache`);
     }
   } catch (e) {
     console.error(`bundle-init: ${e.message}`);

@@ -18,6 +18,9 @@ struct MachineTests {
             #expect(result.stderr == "to stderr")
 
             #expect(try await machine.succeed("node -p 6*7") == "42\n")
+            // The kernel gives init NODE_OPTIONS naming init's startup snapshot;
+            // a command that inherited it would start as init, not run.
+            #expect(try await machine.succeed(["node", "-p", "process.env.NODE_OPTIONS ?? 'unset'"]) == "unset\n")
             let failed = try await machine.fail("node -e 'process.exit(1)'")
             #expect(failed.status == 1)
 

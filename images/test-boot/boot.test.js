@@ -35,6 +35,7 @@ test('the image boots to the ready line under the plain-QEMU runner', () => {
   assert.match(lines.filter((l) => l.startsWith('ready after ')).at(-1), /^ready after \d+ ms$/);
   assert.ok(out.includes('nodeos: halted'), 'powered off cleanly through init');
   assert.equal(report.initExe, '/bin/node', 'PID 1 is node');
+  assert.equal(report.hello.startedFrom, 'snapshot', "node started init from init's startup snapshot");
   assert.match(report.hello.nodeVersion, /^v24\./);
   assert.ok(report.guestUsedMiB > 0 && report.guestUsedMiB < 96, `guest memory in use ${report.guestUsedMiB} MiB`);
   assert.equal(report.hello.config.applied, true);
@@ -45,6 +46,14 @@ test('the image boots to the ready line under the plain-QEMU runner', () => {
   assert.deepEqual(kernelErrors, [], 'the kernel printed nothing on a quiet boot');
   // Nor does init warn: among others, V8 accepted init's code cache.
   assert.deepEqual(lines.filter((l) => /^nodeos: (warning|error) /.test(l)), [], 'init warned of nothing');
+});
+
+test('without the snapshot on the command line, /sbin/init boots as a script from its code cache', () => {
+  // A later parameter of the same name replaces the kernel's earlier one, and
+  // node ignores an empty NODE_OPTIONS.
+  const { console: out, report } = boot(['--append', 'NODE_OPTIONS=']);
+  assert.equal(report.hello.startedFrom, 'script');
+  assert.deepEqual(out.split('\n').filter((l) => /^nodeos: (warning|error) /.test(l)), [], 'no warning: V8 accepted the code cache');
 });
 
 test('garbage on the kernel command line is reported and the machine still boots', () => {

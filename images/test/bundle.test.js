@@ -89,6 +89,25 @@ test('init compiles from a code cache that holds every function, and without one
   assert.equal(boot(dir).stdout, `nodeos: warning init: no code cache (ENOENT); compiling from source\n${ran}`);
 });
 
+test('the startup snapshot holds the boot path and boots nothing outside PID 1', (t) => {
+  const dir = rootfs({
+    'sbin/init': SBIN_INIT,
+    'lib/nodeos/init.js': "'use strict';\nconst side = require('./side');\n" +
+      "module.exports = { main() { require('fs').writeFileSync(__dirname + '/../../booted', side.name); } };\n",
+    'lib/nodeos/side.js': "module.exports = { name: 'side' };\n",
+  });
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const { snapshotBytes } = bundle([dir, process.execPath]);
+  const blob = path.join(dir, 'lib/nodeos/init.blob');
+  assert.equal(fs.statSync(blob).size, snapshotBytes);
+  // Started as the kernel starts init, NODE_OPTIONS naming the blob, but as
+  // an ordinary process: it must not run init's main on this host.
+  const run = spawnSync(process.execPath, ['--jitless', path.join(dir, 'sbin/init')], { encoding: 'utf8', env: { NODE_OPTIONS: `--snapshot-blob=${blob}` } });
+  assert.equal(run.status, 0, run.stderr);
+  assert.equal(run.stdout, "init.blob: init's boot path is loaded (function); not PID 1, so not booting\n");
+  assert.ok(!fs.existsSync(path.join(dir, 'booted')), "init's main did not run");
+});
+
 test('bad input names the file', (t) => {
   const extra = rootfs({ 'sbin/init': SBIN_INIT + 'console.log(1);\n', 'lib/nodeos/init.js': 'module.exports = { main() {} };\n' });
   const missing = rootfs({ 'sbin/init': SBIN_INIT, 'lib/nodeos/init.js': "require('./gone');\n" });

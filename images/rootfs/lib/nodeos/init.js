@@ -19,6 +19,7 @@ const system = {
   configResult: { applied: false, errors: [], source: 'none' },
   phases: {},
   bootId: '',
+  startedFrom: null, // 'snapshot' or 'script': how node started init (main's argument)
   users: new Map(), // name -> { uid, gid, home, volume }
   homes: [], // mounted home paths, unmounted at shutdown
   spawned: new Set(), // pids that libuv owns; the reaper must not touch them
@@ -501,6 +502,7 @@ system.hello = () => ({
   hostname: require('os').hostname(),
   phases: system.phases,
   config: system.configResult,
+  startedFrom: system.startedFrom,
 });
 
 function read(file) { try { return fs.readFileSync(file, 'utf8').trim(); } catch { return null; } }
@@ -524,8 +526,11 @@ function startConsole() {
 
 // --- boot --------------------------------------------------------------------
 
-function main() {
+// startedFrom: 'snapshot' when node started from /lib/nodeos/init.blob,
+// 'script' when it ran /sbin/init (images/bundle-init.js has both).
+function main({ startedFrom = 'script' } = {}) {
   const initStart = phases.kernelClockMs();
+  system.startedFrom = startedFrom;
   process.on('uncaughtException', (e) => error('init', `uncaught exception: ${e.stack || e}`));
   process.on('unhandledRejection', (e) => error('init', `unhandled rejection: ${e?.stack || e}`));
   process.on('SIGINT', () => {}); // Ctrl-C at the console is for the foreground command
