@@ -54,7 +54,8 @@ function main([rootfs, node = rootfs && path.join(rootfs, 'bin/node')]) {
   if (!rootfs) throw new Error('usage: node bundle-init.js ROOTFS [NODE]');
   const libDir = path.join(rootfs, 'lib/nodeos');
   // sbin/init gives the interpreter line and its reasons; its one statement,
-  // loading init.js and calling main(), is what the bundle's last line does.
+  // loading init.js and calling main(), is what the loader's last line and
+  // the snapshot's main function do.
   const initScript = path.join(rootfs, 'sbin/init');
   const [shebang, ...rest] = fs.readFileSync(initScript, 'utf8').split('\n');
   if (!shebang.startsWith('#!')) throw new Error(`${initScript}: the first line must be the interpreter line`);
