@@ -109,7 +109,8 @@ return requireFromBundle;
   const bundleFile = path.join(rootfs, BUNDLE);
   const cacheFile = path.join(rootfs, CACHE);
   fs.writeFileSync(bundleFile, lines.join('\n'));
-  fs.writeFileSync(initScript, loader(shebang, comments), { mode: 0o755 });
+  // Replaces the template, so chmod: a write keeps the old file's mode.
+  fs.writeFileSync(initScript, loader(shebang, comments));
   fs.chmodSync(initScript, 0o755);
   const cacheBytes = writeCodeCache(node, flags, bundleFile, cacheFile);
   const snapshotBytes = writeSnapshot(node, flags, bundleFile, path.join(rootfs, SNAPSHOT));

@@ -19,6 +19,7 @@ const system = {
   configResult: { applied: false, errors: [], source: 'none' },
   phases: {},
   bootId: '',
+  hostname: null, // set once sethostname succeeded (currentHostname)
   startedFrom: null, // 'snapshot' or 'script': how node started init (main's argument)
   users: new Map(), // name -> { uid, gid, home, volume }
   homes: [], // mounted home paths, unmounted at shutdown
@@ -226,8 +227,7 @@ function writeEtc() {
   fs.writeFileSync('/etc/group', users.map((u) => `${u.name}:x:${u.gid}:\n`).join(''));
   // No password means the account cannot log in ("!"), as in shadow(5).
   fs.writeFileSync('/etc/shadow', users.map((u) => `${u.name}:${u.password ?? '!'}\n`).join(''), { mode: 0o600 });
-  // The name init set; loading 'os' just to read it back costs ~10 ms under TCG.
-  const hostname = system.hostname ?? require('os').hostname();
+  const hostname = currentHostname();
   fs.writeFileSync('/etc/hostname', hostname + '\n');
   fs.writeFileSync('/etc/hosts', `127.0.0.1 localhost\n127.0.1.1 ${hostname}\n`);
   const registry = system.config?.registry;
@@ -499,11 +499,14 @@ system.hello = () => ({
   nodeVersion: process.version,
   kernel: read('/proc/sys/kernel/osrelease'),
   bootId: system.bootId,
-  hostname: require('os').hostname(),
+  hostname: currentHostname(),
   phases: system.phases,
   config: system.configResult,
   startedFrom: system.startedFrom,
 });
+
+// The name init set; loading 'os' just to read it back costs ~10 ms under TCG.
+function currentHostname() { return system.hostname ?? require('os').hostname(); }
 
 function read(file) { try { return fs.readFileSync(file, 'utf8').trim(); } catch { return null; } }
 
