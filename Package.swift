@@ -8,6 +8,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "Libvirt", targets: ["Libvirt"]),
+        .library(name: "TestbedCore", targets: ["TestbedCore"]),
         .library(name: "Testbed", targets: ["Testbed"]),
         .library(name: "TestbedTesting", targets: ["TestbedTesting"]),
         .library(name: "NpmRegistry", targets: ["NpmRegistry"]),
@@ -34,16 +35,19 @@ let package = Package(
             pkgConfig: "libpcap",
             providers: [.apt(["libpcap-dev"]), .brew(["libpcap"])]
         ),
+        // Pure logic shared by the harness and the registry: no C, no libvirt.
+        .target(name: "TestbedCore"),
         // The thin, safe Swift layer over libvirt's C API.
         .target(name: "Libvirt", dependencies: ["CLibvirt"]),
         // The harness: specs, machines, console, agent, reports, artifacts.
-        .target(name: "Testbed", dependencies: ["Libvirt", "CPcap"]),
+        .target(name: "Testbed", dependencies: ["TestbedCore", "Libvirt", "CPcap"]),
         // Swift Testing support: `withMachine { machine in ... }`.
         .target(name: "TestbedTesting", dependencies: ["Testbed"]),
         // The npm registry the testbed serves to guests (and to the host's npm).
         .target(
             name: "NpmRegistry",
             dependencies: [
+                "TestbedCore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -66,11 +70,11 @@ let package = Package(
         // Pure logic, no virtual machine: fast.
         .testTarget(
             name: "TestbedUnitTests",
-            dependencies: ["Testbed", "Libvirt"],
+            dependencies: ["Testbed", "TestbedCore", "Libvirt"],
             resources: [.copy("Golden")]
         ),
         // The registry against the host's real npm client: no virtual machine.
-        .testTarget(name: "RegistryTests", dependencies: ["NpmRegistry"]),
+        .testTarget(name: "RegistryTests", dependencies: ["NpmRegistry", "TestbedCore"]),
         // Scenario parsing, validation and reports (no VM); the CLI end to end (boots).
         .testTarget(
             name: "ScenarioTests",

@@ -8,6 +8,7 @@
 // Pure data: packuments are built per request for the host the client used.
 
 import Foundation
+import TestbedCore
 
 /// One published version: its manifest, its tarball and the tarball's digests.
 public struct PackageVersion: Sendable {

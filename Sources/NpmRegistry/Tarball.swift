@@ -138,3 +138,7 @@ enum CRC32 {
         return crc ^ 0xFFFF_FFFF
     }
 }
+
+extension UInt32 {
+    fileprivate var littleEndianBytes: [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: self >> ($0 * 8)) } }
+}

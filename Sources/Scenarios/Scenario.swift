@@ -70,6 +70,30 @@ public struct Scenario: Sendable {
     }
 
     public func machine(named name: String) -> MachineDefinition? { machines.first { $0.name == name } }
+
+    /// The most machines the steps have running at once (`boot` starts one,
+    /// `shutdown` and `crash` stop it): the machine slots the scenario needs.
+    public var peakMachines: Int {
+        var running: Set<String> = []
+        var peak = 0
+        for step in steps {
+            guard let machine = step.machine else { continue }
+            switch step.action {
+            case .boot: running.insert(machine)
+            case .shutdown, .crash: running.remove(machine)
+            default: break
+            }
+            peak = max(peak, running.count)
+        }
+        return peak
+    }
+
+    /// Why the scenario cannot run under a bound of `slots` machines at once, if it cannot.
+    public func slotProblem(slots: Int) -> String? {
+        let peak = peakMachines
+        guard peak > slots else { return nil }
+        return "\(file): the steps run \(peak) machines at once, but only \(slots) may run at a time (NODEOS_MAX_MACHINES, default the number of cores): raise the bound or stop a machine before booting the next"
+    }
 }
 
 /// A machine as a scenario describes it; becomes a ``MachineSpec`` at run time.

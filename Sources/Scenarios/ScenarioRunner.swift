@@ -271,6 +271,9 @@ final class Execution: @unchecked Sendable {
     // MARK: Setting up
 
     func prepare() async throws {
+        if let problem = scenario.slotProblem(slots: await MachineLimiter.shared.limit) {
+            throw StepFailure(summary: problem, kind: .error)
+        }
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         if let packages = scenario.registry {
             registry = try await Registry.start(packages: packages)

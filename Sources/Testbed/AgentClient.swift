@@ -23,6 +23,7 @@ final class AgentClient: Sendable {
     }
 
     private let state = Mutex(State())
+    private let eventHandler = Mutex<(@Sendable (String, [String: JSONValue]) -> Void)?>(nil)
     let notifier = ChangeNotifier()
     private let transcript: AppendFile
     private let hostStart: ContinuousClock.Instant
@@ -52,6 +53,12 @@ final class AgentClient: Sendable {
             state.closed = nil
             state.splitter.reset()
         }
+    }
+
+    /// Calls `handler` with every event other than `ready` and `shutdown`
+    /// (`kmsg`, …), on the thread that reads the channel.
+    func onEvent(_ handler: @escaping @Sendable (_ event: String, _ body: [String: JSONValue]) -> Void) {
+        eventHandler.withLock { $0 = handler }
     }
 
     /// The boot id of the last `ready` event, and how many were seen.
@@ -97,7 +104,7 @@ final class AgentClient: Sendable {
             case .response(nil, _):
                 break // an answer to a line the agent could not parse: logged above
             case .event(let name, let body):
-                state.withLock { state in
+                let known = state.withLock { state in
                     switch name {
                     case "ready":
                         state.readyBootID = body["bootId"]?.stringValue
@@ -106,9 +113,11 @@ final class AgentClient: Sendable {
                     case "shutdown":
                         state.shutdownEvent = body["reason"]?.stringValue ?? "?"
                     default:
-                        break
+                        return false
                     }
+                    return true
                 }
+                if !known, let handler = eventHandler.withLock({ $0 }) { handler(name, body) }
                 notifier.notify()
             }
         }

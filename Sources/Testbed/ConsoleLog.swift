@@ -33,8 +33,19 @@ public struct ConsoleMatch: Sendable, Equatable, CustomStringConvertible {
     public var text: String
     /// The whole console line holding the match.
     public var line: String
+    /// Bytes between the cursor the search started from and the oldest byte
+    /// still held, which no pattern was matched against: a console that
+    /// printed faster than it was read dropped them (the file on disk has them).
+    public var skippedBytes: Int = 0
 
     public var description: String { "\(pattern) at byte \(offset): \(line)" }
+
+    func shifted(by base: Int) -> ConsoleMatch {
+        var match = self
+        match.offset += base
+        match.end += base
+        return match
+    }
 }
 
 /// A position in the append-only console log. Reading through a cursor never
@@ -53,17 +64,25 @@ public enum ConsoleMatcher {
     public static func firstMatch(
         in bytes: [UInt8], from: Int, success: [ConsolePattern], failure: [ConsolePattern]
     ) throws -> ConsoleMatch? {
+        try firstMatch(in: bytes, from: from, success: success.map(CompiledPattern.init), failure: failure.map(CompiledPattern.init))
+    }
+
+    /// The same with patterns compiled once by the caller, which may search many times.
+    static func firstMatch(
+        in bytes: [UInt8], from: Int, success: [CompiledPattern], failure: [CompiledPattern]
+    ) throws -> ConsoleMatch? {
         let start = max(0, min(from, bytes.count))
         guard start < bytes.count else { return nil }
-        let tail = Array(bytes[start...])
+        let tail = bytes[start...]
         var best: ConsoleMatch?
         let candidates = failure.map { ($0, true) } + success.map { ($0, false) }
-        for (pattern, isFailure) in candidates {
-            guard let (lower, upper) = try locate(pattern, in: tail) else { continue }
+        for (compiled, isFailure) in candidates {
+            let pattern = compiled.pattern
+            guard let (lower, upper) = try compiled.locate(in: tail) else { continue }
             if let current = best, current.offset <= start + lower { continue }
             best = ConsoleMatch(
                 pattern: pattern, isFailure: isFailure, offset: start + lower, end: start + upper,
-                text: String(decoding: tail[lower..<upper], as: UTF8.self),
+                text: String(decoding: tail[(start + lower)..<(start + upper)], as: UTF8.self),
                 line: line(around: start + lower, in: bytes))
         }
         return best
@@ -71,29 +90,7 @@ public enum ConsoleMatcher {
 
     /// Byte range of the first occurrence of `pattern` in `bytes`.
     static func locate(_ pattern: ConsolePattern, in bytes: [UInt8]) throws -> (Int, Int)? {
-        switch pattern {
-        case .text(let text):
-            let needle = Array(text.utf8)
-            guard !needle.isEmpty, needle.count <= bytes.count else { return needle.isEmpty ? (0, 0) : nil }
-            let first = needle[0]
-            var index = 0
-            let last = bytes.count - needle.count
-            while index <= last {
-                if bytes[index] == first, bytes[index..<index + needle.count].elementsEqual(needle) {
-                    return (index, index + needle.count)
-                }
-                index += 1
-            }
-            return nil
-        case .regex(let source):
-            let regex = try Regex(source).anchorsMatchLineEndings()
-            let string = String(decoding: bytes, as: UTF8.self)
-            guard let match = try regex.firstMatch(in: string) else { return nil }
-            let utf8 = string.utf8
-            let lower = utf8.distance(from: utf8.startIndex, to: match.range.lowerBound)
-            let upper = utf8.distance(from: utf8.startIndex, to: match.range.upperBound)
-            return (lower, upper)
-        }
+        try CompiledPattern(pattern).locate(in: bytes[...])
     }
 
     /// The console line containing byte `offset`, without its line ending.
@@ -120,22 +117,100 @@ public enum ConsoleMatcher {
     }
 }
 
-/// The whole serial console of one machine: an append-only byte log that
-/// never drops anything, with the arrival time of every line.
+/// A console pattern ready to search with: a regular expression is compiled
+/// once, not on every search. Immutable, so it may be shared between threads.
+final class CompiledPattern: @unchecked Sendable {
+    let pattern: ConsolePattern
+    private let needle: [UInt8]
+    private let regex: Regex<AnyRegexOutput>?
+    /// The compile error of a bad regular expression, thrown when it is used.
+    private let compileError: (any Error)?
+
+    init(_ pattern: ConsolePattern) {
+        self.pattern = pattern
+        switch pattern {
+        case .text(let text):
+            needle = Array(text.utf8)
+            regex = nil
+            compileError = nil
+        case .regex(let source):
+            needle = []
+            do {
+                regex = try Regex(source).anchorsMatchLineEndings()
+                compileError = nil
+            } catch {
+                regex = nil
+                compileError = error
+            }
+        }
+    }
+
+    /// Byte range of the first occurrence in `bytes`, relative to its start.
+    func locate(in bytes: ArraySlice<UInt8>) throws -> (Int, Int)? {
+        if let compileError { throw compileError }
+        guard let regex else {
+            guard !needle.isEmpty else { return (0, 0) }
+            guard needle.count <= bytes.count else { return nil }
+            let first = needle[0]
+            var index = bytes.startIndex
+            let last = bytes.endIndex - needle.count
+            while index <= last {
+                if bytes[index] == first, bytes[index..<index + needle.count].elementsEqual(needle) {
+                    return (index - bytes.startIndex, index - bytes.startIndex + needle.count)
+                }
+                index += 1
+            }
+            return nil
+        }
+        let string = String(decoding: bytes, as: UTF8.self)
+        guard let match = try regex.firstMatch(in: string) else { return nil }
+        let utf8 = string.utf8
+        let lower = utf8.distance(from: utf8.startIndex, to: match.range.lowerBound)
+        let upper = utf8.distance(from: utf8.startIndex, to: match.range.upperBound)
+        return (lower, upper)
+    }
+
+    /// Whether the pattern occurs in `line`.
+    func matches(_ line: String) -> Bool {
+        (try? locate(in: Array(line.utf8)[...])) ?? nil != nil
+    }
+}
+
+/// The serial console of one machine: a byte log with absolute offsets that
+/// holds the newest ``retainedBytes`` bytes (the console file on disk keeps
+/// them all), with the arrival time of every line.
+///
+/// Memory stays bounded whatever the guest prints: at most twice the
+/// retained bytes, plus one line of at most ``maxLineBytes``. Cursors keep
+/// their absolute offsets; a search from a cursor older than the oldest held
+/// byte says how much it skipped (``ConsoleMatch/skippedBytes``).
 public final class ConsoleLog: Sendable {
     struct State {
+        /// Bytes from absolute offset `base` on.
         var bytes: [UInt8] = []
+        var base = 0
         var firstByteAt: ContinuousClock.Instant?
         var lastByteAt: ContinuousClock.Instant?
         var pendingLineStart = 0
         var closed: String?
+        var end: Int { base + bytes.count }
     }
 
+    /// How many of the newest bytes stay in memory.
+    public let retainedBytes: Int
+    /// A line longer than this reaches line handlers in pieces of this size.
+    public let maxLineBytes: Int
     private let state = Mutex(State())
     let notifier = ChangeNotifier()
     private let lineHandlers = Mutex<[@Sendable (String, Int, ContinuousClock.Instant) -> Void]>([])
 
-    public init() {}
+    /// Default: 4 MiB retained, or `$NODEOS_CONSOLE_RETAIN_BYTES`.
+    public static let defaultRetainedBytes = ProcessInfo.processInfo.environment["NODEOS_CONSOLE_RETAIN_BYTES"].flatMap(Int.init) ?? 4 << 20
+
+    public init(retainedBytes: Int = ConsoleLog.defaultRetainedBytes, maxLineBytes: Int = 64 << 10) {
+        self.maxLineBytes = max(64, maxLineBytes)
+        self.retainedBytes = max(self.maxLineBytes * 2, retainedBytes)
+    }
 
     /// Calls `handler` with each complete line (without `\r\n`), its byte
     /// offset and arrival time. Runs on the thread that appends.
@@ -146,21 +221,30 @@ public final class ConsoleLog: Sendable {
     /// Appends received bytes (the console stream's callback calls this).
     public func append(_ chunk: [UInt8], at instant: ContinuousClock.Instant = .now) {
         guard !chunk.isEmpty else { return }
+        let maxLine = maxLineBytes
+        let retained = retainedBytes
         let lines: [(String, Int)] = state.withLock { state in
             if state.firstByteAt == nil { state.firstByteAt = instant }
             state.lastByteAt = instant
             state.bytes.append(contentsOf: chunk)
             var lines: [(String, Int)] = []
-            var index = max(state.pendingLineStart, state.bytes.count - chunk.count)
-            while index < state.bytes.count {
-                if state.bytes[index] == UInt8(ascii: "\n") {
+            var index = max(state.pendingLineStart, state.end - chunk.count)
+            while index < state.end {
+                let isEnd = state.bytes[index - state.base] == UInt8(ascii: "\n")
+                if isEnd || index - state.pendingLineStart >= maxLine {
                     let start = state.pendingLineStart
-                    var text = String(decoding: state.bytes[start..<index], as: UTF8.self)
+                    var text = String(decoding: state.bytes[(start - state.base)..<(index - state.base)], as: UTF8.self)
                     while text.hasSuffix("\r") { text.removeLast() }
                     lines.append((text, start))
-                    state.pendingLineStart = index + 1
+                    state.pendingLineStart = isEnd ? index + 1 : index
                 }
                 index += 1
+            }
+            // Dropped in large steps, so each byte is moved a bounded number of times.
+            if state.bytes.count > 2 * retained {
+                let drop = state.bytes.count - retained
+                state.bytes.removeFirst(drop)
+                state.base += drop
             }
             return lines
         }
@@ -186,7 +270,10 @@ public final class ConsoleLog: Sendable {
     public var closedReason: String? { state.withLock { $0.closed } }
 
     /// Number of bytes received so far: the cursor at the end.
-    public var count: Int { state.withLock { $0.bytes.count } }
+    public var count: Int { state.withLock { $0.end } }
+
+    /// The absolute offset of the oldest byte still held.
+    public var oldestOffset: Int { state.withLock { $0.base } }
 
     /// When the first byte arrived.
     public var firstByteAt: ContinuousClock.Instant? { state.withLock { $0.firstByteAt } }
@@ -194,12 +281,15 @@ public final class ConsoleLog: Sendable {
     /// When the latest bytes arrived.
     public var lastByteAt: ContinuousClock.Instant? { state.withLock { $0.lastByteAt } }
 
-    /// A copy of every byte so far.
+    /// A copy of the bytes still held (the newest ``retainedBytes`` at least).
     public var bytes: [UInt8] { state.withLock { $0.bytes } }
 
-    /// The text from `cursor` to the end.
+    /// The text from `cursor` (or the oldest byte held, if later) to the end.
     public func text(from cursor: ConsoleCursor = .start) -> String {
-        state.withLock { String(decoding: $0.bytes[min(cursor.offset, $0.bytes.count)...], as: UTF8.self) }
+        state.withLock { state in
+            let from = min(max(cursor.offset, state.base), state.end) - state.base
+            return String(decoding: state.bytes[from...], as: UTF8.self)
+        }
     }
 
     /// The last `count` lines (a trailing partial line counts).
@@ -221,7 +311,7 @@ public final class ConsoleLog: Sendable {
         while true {
             let seen = notifier.version
             let (chunk, closed) = state.withLock { state in
-                (offset < state.bytes.count ? Array(state.bytes[offset...]) : [], state.closed)
+                (offset < state.end ? Array(state.bytes[(max(offset, state.base) - state.base)...]) : [], state.closed)
             }
             if !chunk.isEmpty { return chunk }
             if closed != nil || Task.isCancelled { return nil }
@@ -231,18 +321,44 @@ public final class ConsoleLog: Sendable {
 
     /// Waits until a pattern matches at or after `cursor`, the log closes, or
     /// the task is cancelled (the caller brings the deadline).
+    ///
+    /// Each wake-up copies and searches only what arrived since the last one
+    /// (from the start of its last incomplete line), so a long console costs
+    /// linear time, not quadratic.
     public func firstMatch(from cursor: ConsoleCursor, success: [ConsolePattern], failure: [ConsolePattern]) async throws -> ConsoleMatch? {
         let patterns = success + failure
+        let compiledSuccess = success.map(CompiledPattern.init)
+        let compiledFailure = failure.map(CompiledPattern.init)
+        // The longest literal pattern: how far back a rescan must look for one split across chunks.
+        let overlap = patterns.reduce(0) { longest, pattern in
+            if case .text(let text) = pattern { return max(longest, text.utf8.count) }
+            return longest
+        }
         var scanned = cursor.offset
+        var skipped = 0
         while true {
             try Task.checkCancellation()
             let seen = notifier.version
-            let (bytes, closed) = state.withLock { ($0.bytes, $0.closed) }
-            let from = ConsoleMatcher.rescanStart(bytes: bytes, cursor: cursor.offset, scanned: scanned, patterns: patterns)
-            if let match = try ConsoleMatcher.firstMatch(in: bytes, from: from, success: success, failure: failure) {
-                return match
+            // The window: from the start of the line `scanned` is in (at most a
+            // line's length back), or the literal overlap, never before the cursor.
+            let (window, windowStart, closed) = state.withLock { state -> ([UInt8], Int, String?) in
+                var from = max(cursor.offset, state.base)
+                if scanned > from {
+                    var lineStart = min(scanned, state.end)
+                    let floor = max(from, scanned - maxLineBytes)
+                    while lineStart > floor, state.bytes[lineStart - 1 - state.base] != UInt8(ascii: "\n") { lineStart -= 1 }
+                    from = max(from, min(lineStart, scanned - overlap))
+                }
+                if from < state.base { from = state.base }
+                return (Array(state.bytes[(from - state.base)...]), from, state.closed)
             }
-            scanned = bytes.count
+            skipped += max(0, windowStart - max(cursor.offset, scanned))
+            if let match = try ConsoleMatcher.firstMatch(in: window, from: 0, success: compiledSuccess, failure: compiledFailure) {
+                var found = match.shifted(by: windowStart)
+                found.skippedBytes = skipped
+                return found
+            }
+            scanned = windowStart + window.count
             if closed != nil { return nil }
             await notifier.wait(after: seen)
         }

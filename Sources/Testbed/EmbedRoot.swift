@@ -32,7 +32,7 @@ public struct EmbedRoot: Sendable {
         guard getpwnam("libvirt-qemu") != nil || getuid() != 0 else {
             throw TestbedError.setup("libvirt's embedded QEMU driver, run as root, needs the system user 'libvirt-qemu', which does not exist: create it with 'useradd --system libvirt-qemu' (the Makefile's setup does this)")
         }
-        try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        try securePrivateFolder(parent)
         var n = 0
         var path: String
         repeat {
@@ -43,6 +43,34 @@ public struct EmbedRoot: Sendable {
         try qemuConf.write(toFile: "\(path)/etc/qemu.conf", atomically: true, encoding: .utf8)
         try "\(getpid()) \(ProcessStartTime.of(getpid()) ?? 0)\n".write(toFile: "\(path)/owner", atomically: true, encoding: .utf8)
         return EmbedRoot(path: path)
+    }
+
+    /// Makes `path` this user's private folder, or refuses: it holds
+    /// root's `qemu.conf` and QEMU's sockets, and in a shared place like /tmp
+    /// another local user could have made it (or a symlink by its name) first.
+    /// Checked with `lstat`, so a symlink is never followed.
+    static func securePrivateFolder(_ path: String) throws {
+        if mkdir(path, 0o700) != 0 && errno != EEXIST {
+            throw TestbedError.setup("cannot create the embedded driver's folder \(path): \(String(cString: strerror(errno)))")
+        }
+        var info = stat()
+        guard lstat(path, &info) == 0 else {
+            throw TestbedError.setup("cannot inspect the embedded driver's folder \(path): \(String(cString: strerror(errno)))")
+        }
+        guard info.st_mode & S_IFMT == S_IFDIR else {
+            throw TestbedError.setup("\(path) is not a plain folder (a symlink or a file): refusing to keep the embedded driver's configuration and sockets there; remove it or set NODEOS_EMBED_PARENT")
+        }
+        guard info.st_uid == getuid() else {
+            throw TestbedError.setup("\(path) belongs to uid \(info.st_uid), not to this user (uid \(getuid())): someone else could read or change the embedded driver's configuration; remove it or set NODEOS_EMBED_PARENT")
+        }
+        // Ours, so nobody else could have written into it unless its mode let
+        // them; an older testbed made it 0755, which lets nobody write.
+        if info.st_mode & 0o022 != 0 {
+            throw TestbedError.setup("\(path) is writable by others (mode \(String(info.st_mode & 0o7777, radix: 8))): refusing it; remove it or set NODEOS_EMBED_PARENT")
+        }
+        if info.st_mode & 0o7777 != 0o700, chmod(path, 0o700) != 0 {
+            throw TestbedError.setup("cannot make \(path) private (chmod 0700): \(String(cString: strerror(errno)))")
+        }
     }
 
     /// Removes the tree.
@@ -57,7 +85,8 @@ public struct EmbedRoot: Sendable {
     /// running from them. Returns what it swept, for the log.
     @discardableResult
     public static func sweepLeftovers() -> [String] {
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: parent) else { return [] }
+        // Nothing in a folder that is not private is ours to judge (create() says why).
+        guard (try? securePrivateFolder(parent)) != nil, let entries = try? FileManager.default.contentsOfDirectory(atPath: parent) else { return [] }
         var swept: [String] = []
         for entry in entries {
             let path = "\(parent)/\(entry)"

@@ -67,8 +67,7 @@ public struct HostCommand: Sendable {
         }
         let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
         if group.wait(timeout: .now() + seconds) == .timedOut {
-            process.terminate()
-            process.waitUntilExit()
+            Self.stop(process)
             throw Failure(step: step, command: [executable] + arguments, status: nil, stderr: "killed after \(timeout)")
         }
         process.waitUntilExit()
@@ -84,6 +83,16 @@ public struct HostCommand: Sendable {
             throw Failure(step: step, command: [executable] + arguments, status: result.status, stderr: result.stderr)
         }
         return result
+    }
+
+    /// SIGTERM, then SIGKILL for a command still there after a grace period:
+    /// the deadline holds even for one that ignores SIGTERM.
+    static func stop(_ process: Process, grace: Duration = .seconds(2)) {
+        process.terminate()
+        let deadline = ContinuousClock.now + grace
+        while process.isRunning && ContinuousClock.now < deadline { usleep(20_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
     }
 
     static func resolve(_ name: String) -> String {

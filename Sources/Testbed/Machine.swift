@@ -1,6 +1,7 @@
 import Foundation
 import Libvirt
 import Synchronization
+import TestbedCore
 
 /// One running NodeOS machine, driven the way a person would describe it.
 ///
@@ -42,6 +43,8 @@ public actor Machine {
     final class Shared: Sendable {
         let timeline = Mutex(BootTimeline())
         let problems = Mutex<[String]>([])
+        /// Console lines that looked like init's but carried no valid seal.
+        let forgedLines = Mutex(0)
         let stopped = Mutex<String?>(nil)
         let notifier = ChangeNotifier()
     }
@@ -75,12 +78,14 @@ public actor Machine {
     public static func start(_ spec: MachineSpec, in testbed: Testbed) async throws -> Machine {
         let accelerator: Accelerator
         if let chosen = spec.accelerator { accelerator = chosen } else { accelerator = try await testbed.accelerator(for: spec.image) }
-        await MachineLimiter.shared.acquire()
+        try await MachineLimiter.shared.acquire()
         let name = testbed.reserveName(spec.name)
         var staged: StagedVolumes?
         do {
             // On a remote URI the volumes travel through libvirt's storage API first.
             staged = try await testbed.stageVolumes(of: spec, machine: name)
+            // A caller that gave up while this one waited (a step's watchdog) gets no machine.
+            try Task.checkCancellation()
             return try await start(spec, name: name, accelerator: accelerator, staged: staged, in: testbed)
         } catch {
             _ = await staged?.finish(download: false)
@@ -91,7 +96,10 @@ public actor Machine {
     }
 
     private static func start(_ spec: MachineSpec, name: String, accelerator: Accelerator, staged: StagedVolumes?, in testbed: Testbed) async throws -> Machine {
-        let booted = staged?.spec ?? spec
+        var booted = staged?.spec ?? spec
+        // init seals its console lines with this key, so nothing else printed there passes for them.
+        let sealKey = SealedLineReader.newKeyHex()
+        booted.kernelParameters.append("nodeos.seal=\(sealKey)")
         let folder = try testbed.artifacts.folder(for: name)
         let context = FailureContext(machine: name, artifacts: folder.path)
         let capture = spec.capture ? folder.appendingPathComponent("capture.pcap").path : nil
@@ -99,7 +107,7 @@ public actor Machine {
         try xml.write(to: folder.appendingPathComponent("domain.xml"), atomically: true, encoding: .utf8)
 
         let deadlines = Deadlines(accelerator: accelerator)
-        let failures = spec.checks.map(\.pattern)
+        let failures = spec.checks.filter { $0.source == .kernel }.map(\.pattern)
         let console = Console(logPath: folder.appendingPathComponent("console.log").path, context: context,
                               defaultFailures: failures, defaultTimeout: deadlines.console)
         context.bind(console.log)
@@ -108,18 +116,43 @@ public actor Machine {
         let startedAt = Date()
         let agent = AgentClient(transcriptPath: folder.appendingPathComponent("agent.jsonl").path, hostStart: hostStart)
 
-        let checks = spec.checks
+        let checks = CompiledChecks(spec.checks)
         let allowedGuestErrors = spec.allowedGuestErrors
+        let seal = Mutex(SealedLineReader(key: Digest.bytes(hex: sealKey) ?? []))
         console.log.onLine { line, _, at in
-            let ms = (at - hostStart).milliseconds
-            shared.timeline.withLock { $0.consume(line: line, hostMilliseconds: ms) }
-            for check in checks {
-                if (try? ConsoleMatcher.locate(check.pattern, in: Array(line.utf8))) ?? nil != nil {
-                    shared.problems.withLock { $0.append("\(check.name): \(line)") }
-                }
+            for name in checks.firing(on: line, from: .kernel) {
+                shared.problems.withLock { $0.append("\(name): \(line)") }
             }
-            if case .error(let step, let message)? = GuestLine.parse(line), !allowedGuestErrors.contains(step) {
-                shared.problems.withLock { $0.append("nodeos error \(step): \(message)") }
+            switch seal.withLock({ $0.read(line) }) {
+            case .trusted(let initLine):
+                let ms = (at - hostStart).milliseconds
+                shared.timeline.withLock { $0.consume(line: initLine, hostMilliseconds: ms) }
+                for name in checks.firing(on: initLine, from: .initLines) {
+                    shared.problems.withLock { $0.append("\(name): \(initLine)") }
+                }
+                if case .error(let step, let message)? = GuestLine.parse(initLine), !allowedGuestErrors.contains(step) {
+                    shared.problems.withLock { $0.append("nodeos error \(step): \(message)") }
+                }
+            case .forged(let why):
+                shared.forgedLines.withLock { $0 += 1 }
+                LibvirtLog.append("machine '\(name)': ignored a console line that is not init's (\(why)): \(line.prefix(200))")
+            case .other:
+                break
+            }
+            shared.notifier.notify()
+        }
+        agent.onEvent { event, body in
+            switch event {
+            case "kmsg":
+                guard let text = body["text"]?.stringValue else { return }
+                for name in checks.firing(on: text, from: .kernel) {
+                    shared.problems.withLock { $0.append("\(name) (kernel log): \(text)") }
+                }
+            case "kmsg-dropped":
+                let count = body["count"]?.doubleValue.map { Int($0) } ?? 0
+                LibvirtLog.append("machine '\(name)': the guest dropped \(count) kernel log records (over its rate bound)")
+            default:
+                return
             }
             shared.notifier.notify()
         }
@@ -566,6 +599,10 @@ public actor Machine {
 
     /// Default checks that fired and `nodeos: error` lines, so far.
     public var problems: [String] { shared.problems.withLock { $0 } }
+
+    /// How many console lines looked like init's (`nodeos: …`) without its
+    /// seal: printed by someone else, and ignored.
+    public nonisolated var forgedConsoleLines: Int { shared.forgedLines.withLock { $0 } }
 
     /// The agent's `hello` answer (after ``waitForAgent(timeout:)``).
     public var agentHello: JSONValue? { hello }

@@ -1,16 +1,29 @@
 import Foundation
 
-/// A trouble sign watched for on every console, with a name to opt out by.
+/// A trouble sign watched for on every machine, with a name to opt out by.
 ///
 /// Like Fedora CoreOS's kola, the testbed fails a machine that shows one of
 /// these even when the test's own assertions passed. Remove one from
 /// ``MachineSpec/checks`` to opt out: `spec.checks.removeAll { $0.name == "kernel-warning" }`.
 public struct ConsoleCheck: Sendable, Hashable {
+    /// What a check reads.
+    public enum Source: String, Sendable, Hashable {
+        /// Every console line, and every kernel log record of warning level
+        /// or worse (the agent forwards them: the image boots `quiet`, so
+        /// the console shows only errors).
+        case kernel
+        /// init's own lines, told from anything a user prints by their seal
+        /// (see `SealedLineReader`).
+        case initLines
+    }
+
     public var name: String
     public var pattern: ConsolePattern
-    public init(name: String, pattern: ConsolePattern) {
+    public var source: Source
+    public init(name: String, pattern: ConsolePattern, source: Source = .kernel) {
         self.name = name
         self.pattern = pattern
+        self.source = source
     }
 
     public static let kernelPanic = ConsoleCheck(name: "kernel-panic", pattern: "Kernel panic")
@@ -18,16 +31,17 @@ public struct ConsoleCheck: Sendable, Hashable {
     public static let kernelBug = ConsoleCheck(name: "kernel-bug", pattern: .regex(#"\bBUG: "#))
     public static let kernelWarning = ConsoleCheck(name: "kernel-warning", pattern: .regex(#"\bWARNING: CPU: "#))
     public static let outOfMemory = ConsoleCheck(name: "oom-killer", pattern: .regex(#"Out of memory: |invoked oom-killer"#))
-    /// init's own report of an uncaught exception or unhandled rejection, or
-    /// node's fatal-error banner if init died of one.
+    /// init's own report of an uncaught exception or unhandled rejection.
     public static let initUncaught = ConsoleCheck(
-        name: "init-uncaught-exception",
-        pattern: .regex(#"nodeos: error init: (uncaught exception|unhandled rejection)|^Node\.js v[0-9]+\.[0-9]+\.[0-9]+\s*$"#))
+        name: "init-uncaught-exception", pattern: .regex(#"^nodeos: error init: (uncaught exception|unhandled rejection)"#), source: .initLines)
+    /// node's fatal-error banner: init died of an error it could not catch.
+    public static let initDied = ConsoleCheck(name: "init-died", pattern: .regex(#"^Node\.js v[0-9]+\.[0-9]+\.[0-9]+\s*$"#))
     /// init gave up restarting a service (5 restarts in 60 s).
-    public static let serviceCrashLoop = ConsoleCheck(name: "service-crash-loop", pattern: .regex(#"nodeos: error service [^:]+: crash loop"#))
+    public static let serviceCrashLoop = ConsoleCheck(
+        name: "service-crash-loop", pattern: .regex(#"^nodeos: error service [^:]+: crash loop"#), source: .initLines)
 
     /// Every default check.
-    public static let defaults: [ConsoleCheck] = [.kernelPanic, .kernelOops, .kernelBug, .kernelWarning, .outOfMemory, .initUncaught, .serviceCrashLoop]
+    public static let defaults: [ConsoleCheck] = [.kernelPanic, .kernelOops, .kernelBug, .kernelWarning, .outOfMemory, .initUncaught, .initDied, .serviceCrashLoop]
 }
 
 /// What machine to boot: the image, its size, extra kernel parameters and disks.
@@ -113,4 +127,19 @@ public struct Deadlines: Sendable, Equatable {
     public var command: Duration { scaled(30) }
     /// Clean shutdown: 10 s under KVM.
     public var shutdown: Duration { scaled(10) }
+}
+
+/// A machine's checks with their patterns compiled once, for the many
+/// lines they read.
+struct CompiledChecks: Sendable {
+    private let checks: [(name: String, source: ConsoleCheck.Source, pattern: CompiledPattern)]
+
+    init(_ checks: [ConsoleCheck]) {
+        self.checks = checks.map { ($0.name, $0.source, CompiledPattern($0.pattern)) }
+    }
+
+    /// The names of the checks of `source` that `line` sets off.
+    func firing(on line: String, from source: ConsoleCheck.Source) -> [String] {
+        checks.filter { $0.source == source && $0.pattern.matches(line) }.map(\.name)
+    }
 }

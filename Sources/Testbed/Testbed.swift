@@ -155,18 +155,21 @@ public final class Testbed: Sendable {
 
     /// The accelerator machines use, decided once per testbed (see ``AcceleratorProbe``).
     public func accelerator(for image: NodeOSImage) async throws -> Accelerator {
-        // One probe per testbed, however many machines start at once.
+        // One decision per testbed, however many machines start at once.
         try await acceleratorLock.withLock {
             if let known = acceleratorChoice.withLock({ $0 }) { return known }
-            let chosen = try await AcceleratorProbe.decide(image: image, testbed: self)
-            acceleratorChoice.withLock { $0 = chosen }
-            return chosen
+            let (host, offered) = try await acceleratorHost()
+            let decision = await AcceleratorProbe.decide(host: host, kvmOffered: offered) { [self] in await probeBoot(image) }
+            LibvirtLog.append("accelerator: \(decision.accelerator) for \(host)\(decision.probed ? " after a probe boot" : ""): \(decision.reason)")
+            acceleratorChoice.withLock { $0 = decision.accelerator }
+            return decision.accelerator
         }
     }
 }
 
 /// Destroys the testbed's machines and removes its embedded roots on every
-/// exit path: normal exit (`atexit`), SIGINT (exit 130) and SIGTERM (exit 143).
+/// exit path: normal exit (`atexit`) and the signals that end a run: SIGINT
+/// (130), SIGTERM (143), SIGHUP (129: the terminal went away) and SIGQUIT (131).
 enum Cleanup {
     private struct State {
         var domains: [ObjectIdentifier: Domain] = [:]
@@ -177,12 +180,12 @@ enum Cleanup {
     }
 
     private static let state = Mutex(State())
-    /// The exit status a signal asked for (130, 143), 0 before any.
+    /// The exit status a signal asked for (128 + its number), 0 before any.
     static let interruption = Atomic<Int32>(0)
     /// One cleanup at a time: a second caller waits until the first is done.
     private static let cleaning = Mutex(())
-    // Written once, under `installOnce`'s guard; kept only so the sources stay alive.
-    nonisolated(unsafe) private static var signalSources: [any DispatchSourceSignal] = []
+    /// The signals that end a run with a cleanup.
+    static let endingSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT]
 
     static func installOnce() {
         let first = state.withLock { state in
@@ -198,19 +201,12 @@ enum Cleanup {
             let code = Cleanup.interruption.load(ordering: .sequentiallyConsistent)
             if code != 0 { _exit(code) }
         }
-        var sources: [any DispatchSourceSignal] = []
-        for (signo, code) in [(SIGINT, Int32(130)), (SIGTERM, Int32(143))] {
-            signal(signo, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
-            source.setEventHandler {
-                Cleanup.interruption.store(code, ordering: .sequentiallyConsistent)
-                Cleanup.runNow()
-                _exit(code)
-            }
-            source.resume()
-            sources.append(source)
+        SignalRelay.install(endingSignals) { signo in
+            let code = 128 + signo
+            Cleanup.interruption.store(code, ordering: .sequentiallyConsistent)
+            Cleanup.runNow()
+            _exit(code)
         }
-        signalSources = sources
     }
 
     static func addHook(_ hook: @escaping @Sendable () -> Void) { state.withLock { $0.hooks.append(hook) } }

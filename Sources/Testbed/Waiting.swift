@@ -89,15 +89,21 @@ final class ChangeNotifier: Sendable {
 
 /// A process-wide bound on concurrently running machines.
 ///
-/// `Testbed` acquires a slot before starting a domain and releases it when the
-/// domain is gone, so a parallel `swift test` does not overload a small host.
+/// `Machine.start` takes a slot before starting a domain and gives it back
+/// when the domain is gone, so a parallel `swift test` does not overload a
+/// small host. Waiting for a slot has a deadline and ends with the waiting
+/// task's cancellation: a task nobody waits for any more starts nothing.
 public actor MachineLimiter {
     /// The bound shared by every testbed in this process; default: the number of cores.
     public static let shared = MachineLimiter(limit: ProcessInfo.processInfo.environment["NODEOS_MAX_MACHINES"].flatMap(Int.init) ?? ProcessInfo.processInfo.activeProcessorCount)
 
+    /// How long `Machine.start` waits for a slot by default.
+    public static let defaultWait: Duration = .seconds(600)
+
     public private(set) var limit: Int
     public private(set) var running = 0
-    private var waiters: [CheckedContinuation<Void, Never>] = []
+    private var waiters: [Int: CheckedContinuation<Void, any Error>] = [:]
+    private var nextWaiter = 0
 
     public init(limit: Int) {
         self.limit = max(1, limit)
@@ -109,12 +115,35 @@ public actor MachineLimiter {
         wakeUp()
     }
 
-    /// Waits for a free slot and takes it.
-    public func acquire() async {
-        while running >= limit {
-            await withCheckedContinuation { waiters.append($0) }
+    /// Waits for a free slot and takes it; throws ``TimeoutError`` past
+    /// `timeout` and `CancellationError` when the task is cancelled first.
+    public func acquire(timeout: Duration = MachineLimiter.defaultWait) async throws {
+        let limit = self.limit
+        let running = self.running
+        try await withDeadline(timeout, "waiting for a machine slot (\(running) of \(limit) in use; NODEOS_MAX_MACHINES sets the bound)") {
+            try await self.take()
         }
+    }
+
+    private func take() async throws {
+        while running >= limit {
+            try Task.checkCancellation()
+            let id = nextWaiter
+            nextWaiter += 1
+            try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                    if Task.isCancelled { continuation.resume(throwing: CancellationError()) } else { waiters[id] = continuation }
+                }
+            } onCancel: {
+                Task { await self.cancelWaiter(id) }
+            }
+        }
+        try Task.checkCancellation()
         running += 1
+    }
+
+    private func cancelWaiter(_ id: Int) {
+        waiters.removeValue(forKey: id)?.resume(throwing: CancellationError())
     }
 
     /// Gives a slot back.
@@ -124,8 +153,8 @@ public actor MachineLimiter {
     }
 
     private func wakeUp() {
-        let all = waiters
-        waiters = []
+        let all = waiters.values
+        waiters = [:]
         for waiter in all { waiter.resume() }
     }
 }

@@ -61,6 +61,13 @@ struct RunScenarios: AsyncParsableCommand {
         let startedAt = Date()
         let scenarios = loadScenarios()
         guard let scenarios else { throw ExitCode(2) }
+        // Bad input too, and found before anything boots: a scenario that needs more machines at once than may run.
+        let slots = await MachineLimiter.shared.limit
+        let unfit = scenarios.compactMap { $0.slotProblem(slots: slots) }
+        if !unfit.isEmpty {
+            for problem in unfit { printError("testbed: \(problem)") }
+            throw ExitCode(2)
+        }
 
         let run = try ArtifactsRun(base: artifacts.map { URL(fileURLWithPath: $0) } ?? ArtifactsRun.defaultBase)
         var testbeds: [Testbed] = []

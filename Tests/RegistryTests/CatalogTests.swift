@@ -3,6 +3,7 @@
 import Foundation
 import Testing
 @testable import NpmRegistry
+import TestbedCore
 
 @Suite("Catalog")
 struct CatalogTests {

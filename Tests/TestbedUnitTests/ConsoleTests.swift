@@ -140,7 +140,7 @@ struct DefaultCheckTests {
         #expect(try fires(.kernelWarning, "[    3.0] WARNING: CPU: 0 PID: 1 at fs/ext4/inode.c:1 ext4_x+0x1/0x2"))
         #expect(try fires(.outOfMemory, "[   9.0] Out of memory: Killed process 88 (node)"))
         #expect(try fires(.initUncaught, "nodeos: error init: uncaught exception: TypeError: x is not a function"))
-        #expect(try fires(.initUncaught, "Node.js v24.19.0"))
+        #expect(try fires(.initDied, "Node.js v24.19.0"))
         #expect(try fires(.serviceCrashLoop, "nodeos: error service web: crash loop (5 restarts in 60 s), not restarted again"))
         for check in ConsoleCheck.defaults {
             #expect(try !fires(check, "nodeos: ready 541.002ms boot=3f0c"), "\(check.name)")

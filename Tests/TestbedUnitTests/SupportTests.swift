@@ -28,13 +28,13 @@ struct SupportTests {
     @Test("the machine bound holds back the third of two")
     func limiter() async throws {
         let limiter = MachineLimiter(limit: 2)
-        await limiter.acquire()
-        await limiter.acquire()
-        let third = Task { await limiter.acquire(); return true }
+        try await limiter.acquire()
+        try await limiter.acquire()
+        let third = Task { try await limiter.acquire(); return true }
         try await Task.sleep(for: .milliseconds(50))
         #expect(await limiter.running == 2)
         await limiter.release()
-        #expect(await third.value)
+        #expect(try await third.value)
         #expect(await limiter.running == 2)
     }
 

@@ -1,15 +1,17 @@
 // SHA-1 and SHA-512, the two digests npm checks on a tarball: `dist.shasum`
-// (SHA-1, hex) and `dist.integrity` (Subresource Integrity, "sha512-" + base64).
+// (SHA-1, hex) and `dist.integrity` (Subresource Integrity, "sha512-" + base64);
+// SHA-256 and HMAC-SHA256, which seal init's console lines.
 //
 // Written out here rather than pulling in swift-crypto: the registry hashes a
-// few hundred kilobytes of fixtures, and the tests check both against the
-// system's `sha1sum`/`sha512sum` and the published test vectors.
+// few hundred kilobytes of fixtures and the console a few short lines per
+// boot; the tests check each against the system's `sha*sum`, the published
+// test vectors and RFC 4231.
 
 import Foundation
 
-enum Digest {
+public enum Digest {
     /// SHA-1 of `data`, 20 bytes.
-    static func sha1(_ data: some Collection<UInt8>) -> [UInt8] {
+    public static func sha1(_ data: some Collection<UInt8>) -> [UInt8] {
         var h: [UInt32] = [0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0]
         var w = [UInt32](repeating: 0, count: 80)
         for block in padded(Array(data), blockSize: 64, lengthBytes: 8).chunks(of: 64) {
@@ -38,7 +40,7 @@ enum Digest {
     }
 
     /// SHA-512 of `data`, 64 bytes.
-    static func sha512(_ data: some Collection<UInt8>) -> [UInt8] {
+    public static func sha512(_ data: some Collection<UInt8>) -> [UInt8] {
         var h = sha512Initial
         var w = [UInt64](repeating: 0, count: 80)
         for block in padded(Array(data), blockSize: 128, lengthBytes: 16).chunks(of: 128) {
@@ -66,8 +68,64 @@ enum Digest {
         return h.flatMap(\.bigEndianBytes)
     }
 
+    /// SHA-256 of `data`, 32 bytes.
+    public static func sha256(_ data: some Collection<UInt8>) -> [UInt8] {
+        var h = sha256Initial
+        var w = [UInt32](repeating: 0, count: 64)
+        for block in padded(Array(data), blockSize: 64, lengthBytes: 8).chunks(of: 64) {
+            for t in 0..<16 {
+                w[t] = block.bigEndianUInt32(at: t * 4)
+            }
+            for t in 16..<64 {
+                let s0 = w[t - 15].rotatedRight(7) ^ w[t - 15].rotatedRight(18) ^ (w[t - 15] >> 3)
+                let s1 = w[t - 2].rotatedRight(17) ^ w[t - 2].rotatedRight(19) ^ (w[t - 2] >> 10)
+                w[t] = w[t - 16] &+ s0 &+ w[t - 7] &+ s1
+            }
+            var (a, b, c, d, e, f, g, hh) = (h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7])
+            for t in 0..<64 {
+                let s1 = e.rotatedRight(6) ^ e.rotatedRight(11) ^ e.rotatedRight(25)
+                let ch = (e & f) ^ (~e & g)
+                let temp1 = hh &+ s1 &+ ch &+ sha256K[t] &+ w[t]
+                let s0 = a.rotatedRight(2) ^ a.rotatedRight(13) ^ a.rotatedRight(22)
+                let maj = (a & b) ^ (a & c) ^ (b & c)
+                (hh, g, f, e, d, c, b, a) = (g, f, e, d &+ temp1, c, b, a, temp1 &+ s0 &+ maj)
+            }
+            for (i, v) in [a, b, c, d, e, f, g, hh].enumerated() { h[i] &+= v }
+        }
+        return h.flatMap(\.bigEndianBytes)
+    }
+
+    /// HMAC-SHA256 (RFC 2104) of `message` under `key`, 32 bytes.
+    public static func hmacSHA256(key: [UInt8], message: some Collection<UInt8>) -> [UInt8] {
+        var block = key.count > 64 ? sha256(key) : key
+        block += [UInt8](repeating: 0, count: 64 - block.count)
+        let inner = sha256(block.map { $0 ^ 0x36 } + Array(message))
+        return sha256(block.map { $0 ^ 0x5c } + inner)
+    }
+
+    /// Bytes from hex text; `nil` when it is not an even number of hex digits.
+    public static func bytes(hex: String) -> [UInt8]? {
+        let digits = Array(hex.utf8)
+        guard digits.count % 2 == 0 else { return nil }
+        func value(_ c: UInt8) -> UInt8? {
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
+            default: nil
+            }
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(digits.count / 2)
+        for i in stride(from: 0, to: digits.count, by: 2) {
+            guard let high = value(digits[i]), let low = value(digits[i + 1]) else { return nil }
+            out.append(high << 4 | low)
+        }
+        return out
+    }
+
     /// Lower-case hex, as npm writes `shasum`.
-    static func hex(_ bytes: [UInt8]) -> String {
+    public static func hex(_ bytes: [UInt8]) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var out = [UInt8]()
         out.reserveCapacity(bytes.count * 2)
@@ -90,6 +148,13 @@ enum Digest {
         out.append(contentsOf: bitLength.bigEndianBytes)
         return out
     }
+
+    private static let sha256Initial: [UInt32] = [
+        0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab, 0x5be0_cd19,
+    ]
+
+    /// The first 32 bits of each SHA-512 constant are SHA-256's (FIPS 180-4, 4.2.2 and 4.2.3).
+    private static let sha256K: [UInt32] = sha512K.prefix(64).map { UInt32(truncatingIfNeeded: $0 >> 32) }
 
     private static let sha512Initial: [UInt64] = [
         0x6a09_e667_f3bc_c908, 0xbb67_ae85_84ca_a73b, 0x3c6e_f372_fe94_f82b, 0xa54f_f53a_5f1d_36f1,
@@ -122,13 +187,13 @@ enum Digest {
 
 extension UInt32 {
     fileprivate func rotatedLeft(_ n: UInt32) -> UInt32 { (self << n) | (self >> (32 - n)) }
-    var bigEndianBytes: [UInt8] { (0..<4).reversed().map { UInt8(truncatingIfNeeded: self >> ($0 * 8)) } }
-    var littleEndianBytes: [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: self >> ($0 * 8)) } }
+    fileprivate func rotatedRight(_ n: UInt32) -> UInt32 { (self >> n) | (self << (32 - n)) }
+    fileprivate var bigEndianBytes: [UInt8] { (0..<4).reversed().map { UInt8(truncatingIfNeeded: self >> ($0 * 8)) } }
 }
 
 extension UInt64 {
     fileprivate func rotatedRight(_ n: UInt64) -> UInt64 { (self >> n) | (self << (64 - n)) }
-    var bigEndianBytes: [UInt8] { (0..<8).reversed().map { UInt8(truncatingIfNeeded: self >> ($0 * 8)) } }
+    fileprivate var bigEndianBytes: [UInt8] { (0..<8).reversed().map { UInt8(truncatingIfNeeded: self >> ($0 * 8)) } }
 }
 
 extension Array where Element == UInt8 {

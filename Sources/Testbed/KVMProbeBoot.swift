@@ -1,0 +1,58 @@
+import Foundation
+import Libvirt
+
+extension Testbed {
+    /// Who the libvirt host is, for remembering its accelerator verdict, and
+    /// whether it offers KVM: on a remote URI both come from that host
+    /// through libvirt, never from this machine's `/dev/kvm`.
+    func acceleratorHost() async throws -> (host: AcceleratorHost, kvmOffered: Bool) {
+        let connection = self.connection
+        let remote = Self.isRemote(uri: uri)
+        do {
+            return try await Blocking.run {
+                let local = AcceleratorHost.local
+                let qemu = try connection.hypervisorVersion()
+                if remote {
+                    return (AcceleratorHost(host: try connection.hostname(), kernel: "remote", qemu: qemu), connection.offersVirtType("kvm"))
+                }
+                return (AcceleratorHost(host: local.host, kernel: local.kernel, qemu: qemu), access("/dev/kvm", R_OK | W_OK) == 0)
+            }
+        } catch let error as LibvirtError {
+            throw TestbedError.libvirt(error)
+        }
+    }
+
+    /// Whether `uri` names another machine (`qemu+ssh://host/system`); the
+    /// embedded driver and `qemu:///system` or a local socket are this one.
+    static func isRemote(uri: String) -> Bool {
+        guard let range = uri.range(of: "://") else { return false }
+        let authority = uri[range.upperBound...].prefix { $0 != "/" && $0 != "?" }
+        return !authority.isEmpty
+    }
+
+    /// Boots the image under KVM (no agent, no shell) and waits for init's
+    /// first line or the kernel's `Run /sbin/init`.
+    func probeBoot(_ image: NodeOSImage) async -> ProbeOutcome {
+        var spec = MachineSpec(name: "kvm-probe", image: image)
+        spec.accelerator = .kvm
+        spec.memoryMiB = 256
+        spec.network = false
+        spec.kernelParameters = ["nodeos.shell=0", "nodeos.agent=0"]
+        spec.checks = []
+        let machine: Machine
+        do {
+            machine = try await Machine.start(spec, in: self)
+        } catch {
+            return .startFailed("\(error)")
+        }
+        do {
+            let match = try await machine.console.expect(
+                success: ["Run /sbin/init", "nodeos: phase", "nodeos: boot"], failure: ["Kernel panic"], timeout: AcceleratorProbe.probeDeadline)
+            await machine.finish(destroy: true)
+            return .reachedInit("a KVM guest reached init: \(match.line)")
+        } catch {
+            await machine.finish(destroy: true)
+            return .hung("a KVM guest did not reach init within \(AcceleratorProbe.probeDeadline.formattedSeconds)")
+        }
+    }
+}
