@@ -376,7 +376,7 @@ final class Execution: @unchecked Sendable {
             let result: ExecResult
             do {
                 result = try await machine.execute(argv, user: self.user(user), timeout: step.timeout)
-            } catch let error as MachineError where error.kind == .agent && error.message.contains("ENOENT") {
+            } catch let error as MachineError where error.agentCode == "ENOENT" {
                 // The command could not be started (not on PATH): it failed, as in a shell (127).
                 result = ExecResult(status: 127, stderr: error.message)
             }
@@ -520,7 +520,7 @@ final class Execution: @unchecked Sendable {
             let full = (user == "root" ? "/root/" : "/home/\(user)/") + path
             do {
                 contents = try await machine.readFile(full, timeout: step.timeout)
-            } catch let error as MachineError where error.kind == .agent && error.message.contains("ENOENT") {
+            } catch let error as MachineError where error.agentCode == "ENOENT" {
                 contents = nil
             }
         } else {

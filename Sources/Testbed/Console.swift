@@ -157,6 +157,8 @@ public struct MachineError: Error, CustomStringConvertible, Sendable {
     public var kind: Kind
     public var machine: String
     public var message: String
+    /// The agent's errno name (`ENOENT`, `ELOOP`, …) when the agent answered with an error.
+    public var agentCode: String?
     public var consoleTail: [String]
     public var artifacts: String
 

@@ -413,7 +413,9 @@ public actor Machine {
                 }
             }
         } catch let error as AgentError {
-            throw context.failure(.agent, "\(what): the agent answered \(error)")
+            var failure = context.failure(.agent, "\(what): the agent answered \(error)")
+            failure.agentCode = error.code
+            throw failure
         } catch let error as AgentProtocolFailure {
             throw context.failure(.agent, "\(what): \(error.reason)")
         } catch let error as AgentChannelClosed {

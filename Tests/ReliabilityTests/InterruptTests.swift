@@ -14,11 +14,23 @@ final class TestbedProcess: @unchecked Sendable {  // Process is not Sendable; o
     }
     private let output = Output()
 
-    init(_ arguments: [String], in directory: URL) throws {
+    /// Set for a testbed run under a terminal: the `script` process holding the terminal.
+    let terminal: Bool
+
+    /// - Parameter underTerminal: run it in a pseudo-terminal of its own
+    ///   (util-linux `script`), as a person's shell would; killing `script`
+    ///   then closes the terminal, and the kernel hangs up on the testbed.
+    init(_ arguments: [String], in directory: URL, underTerminal: Bool = false) throws {
         guard FileManager.default.isExecutableFile(atPath: testbedBinary.path) else {
             throw ExpectedFailure(what: "the testbed binary at \(testbedBinary.path) (run 'swift build')")
         }
         let process = TestbedEnvironment.testbedProcess(arguments, in: directory)
+        terminal = underTerminal
+        if underTerminal {
+            let command = ([testbedBinary.path] + arguments).map { "'\($0)'" }.joined(separator: " ")
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+            process.arguments = ["-qfec", "exec \(command)", "/dev/null"]
+        }
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
@@ -33,9 +45,20 @@ final class TestbedProcess: @unchecked Sendable {  // Process is not Sendable; o
     }
 
     var text: String { output.text.withLock { $0 } }
-    var pid: Int32 { process.processIdentifier }
+    /// The testbed's process id (under a terminal: `script`'s child).
+    var pid: Int32 {
+        guard terminal else { return process.processIdentifier }
+        let children = (try? String(contentsOfFile: "/proc/\(process.processIdentifier)/task/\(process.processIdentifier)/children", encoding: .utf8)) ?? ""
+        return children.split(separator: " ").compactMap { Int32($0) }.first ?? -1
+    }
     /// The embedded driver root this process made (its first).
     var embedRoot: String { "\(EmbedRoot.parent)/\(pid)-0" }
+
+    /// Whether the testbed itself (not `script`) still runs: not gone and not a zombie.
+    static func alive(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }
+        return !stat[stat.index(after: close)...].hasPrefix(" Z")
+    }
 
     /// Waits until the output contains `marker`, polling; throws at the deadline.
     func waitFor(_ marker: String, timeout: Duration) async throws {
@@ -45,6 +68,34 @@ final class TestbedProcess: @unchecked Sendable {  // Process is not Sendable; o
             guard ContinuousClock.now < deadline else { throw ExpectedFailure(what: "'\(marker)' within \(timeout); the testbed printed:\n\(text)") }
             try await Task.sleep(for: .milliseconds(100))
         }
+    }
+
+    /// Waits until `condition` holds, polling; throws at the deadline or when the process exits first.
+    func waitUntil(_ what: String, timeout: Duration, _ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while !condition() {
+            guard process.isRunning else { throw ExpectedFailure(what: "\(what) before the testbed exited; it printed:\n\(text)") }
+            guard ContinuousClock.now < deadline else { throw ExpectedFailure(what: "\(what) within \(timeout); the testbed printed:\n\(text)") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    /// QEMU processes of this run's embedded driver for the domain `machine`.
+    func qemu(of machine: String) -> [Int32] {
+        EmbedRoot.processes(mentioning: embedRoot + "/").filter { pid in
+            let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline").map { String(decoding: $0, as: UTF8.self) } ?? ""
+            return cmdline.contains("guest=\(machine),") || cmdline.contains("guest=\(machine)\u{0}")
+        }
+    }
+
+    /// Whether the agent transcript of `machine` under `artifacts` holds a request containing `text`.
+    static func agentSent(_ text: String, machine: String, under artifacts: URL) -> Bool {
+        guard let walker = FileManager.default.enumerator(at: artifacts, includingPropertiesForKeys: nil) else { return false }
+        for case let file as URL in walker where file.lastPathComponent == "agent.jsonl" && file.deletingLastPathComponent().lastPathComponent == machine {
+            let lines = (try? String(contentsOf: file, encoding: .utf8)) ?? ""
+            if lines.split(separator: "\n").contains(where: { $0.contains(#""dir":"out""#) && $0.contains(text) }) { return true }
+        }
+        return false
     }
 
     /// Waits for the process to exit, at most `timeout`; kills it past that.
@@ -117,16 +168,33 @@ extension Reliability {
             }
         }
 
-        /// Starts `testbed run` on a scenario, waits for `marker` plus `settle`,
-        /// sends `signal`, and checks the teardown: exit status, no QEMU, no root,
+        /// The scenario machine's domain name.
+        static let machine = "interrupted-box"
+
+        /// What the signal waits for: an event of the run, never a fixed time.
+        enum Moment {
+            /// The scenario's QEMU process exists.
+            case qemuRunning
+            /// The agent transcript shows a request containing this text.
+            case agentSent(String)
+        }
+
+        /// Starts `testbed run` on a scenario, waits for `moment`, sends
+        /// `signal`, and checks the teardown: exit status, no QEMU, no root,
         /// home volumes fsck-clean after replay.
-        func interrupt(_ signal: Int32, _ name: String, scenario: String, marker: String, settle: Duration) async throws {
-            try await injecting("SIG\(signal == SIGINT ? "INT" : "TERM") during \(name)", category: "testbed") { notes, scratch in
+        func interrupt(_ signal: Int32, _ name: String, scenario: String, at moment: Moment) async throws {
+            try await injecting("\(Self.signalName(signal)) during \(name)", category: "testbed") { notes, scratch in
                 let file = scratch.appendingPathComponent("interrupted.yaml")
                 try scenario.write(to: file, atomically: true, encoding: .utf8)
                 let run = try TestbedProcess(["run", file.path], in: scratch)
-                try await run.waitFor(marker, timeout: .seconds(600))
-                try await Task.sleep(for: settle)
+                switch moment {
+                case .qemuRunning:
+                    try await run.waitUntil("the scenario's QEMU", timeout: .seconds(600)) { !run.qemu(of: Self.machine).isEmpty }
+                case .agentSent(let text):
+                    try await run.waitUntil("the agent request '\(text)'", timeout: .seconds(900)) {
+                        TestbedProcess.agentSent(text, machine: Self.machine, under: scratch.appendingPathComponent("artifacts"))
+                    }
+                }
                 let root = run.embedRoot
                 let qemu = EmbedRoot.processes(mentioning: root + "/")
                 try check(!qemu.isEmpty, "no QEMU running at the moment of the signal:\n\(run.text)")
@@ -149,19 +217,73 @@ extension Reliability {
             }
         }
 
-        @Test("SIGINT and SIGTERM during boot", arguments: [SIGINT, SIGTERM])
+        static func signalName(_ signal: Int32) -> String {
+            switch signal {
+            case SIGINT: "SIGINT"
+            case SIGTERM: "SIGTERM"
+            case SIGHUP: "SIGHUP"
+            case SIGQUIT: "SIGQUIT"
+            default: "signal \(signal)"
+            }
+        }
+
+        /// What runs when the terminal closes (once its first machine is up).
+        static let hangups: [(command: String, arguments: [String])] = [
+            ("boot", ["boot", "--name", "rel-hup"]),
+            ("run", ["run", "SCENARIO"]),
+            ("bench", ["bench", "--boots", "2", "--no-plain", "--history", "HISTORY", "--report", "REPORT"]),
+        ]
+
+        @Test("a closed terminal (SIGHUP) during boot, run and bench leaves no machine", arguments: [0, 1, 2])
+        func terminalHangup(case index: Int) async throws {
+            let (command, template) = Self.hangups[index]
+            try await injecting("terminal closed during \(command)", category: "testbed") { notes, scratch in
+                let file = scratch.appendingPathComponent("interrupted.yaml")
+                try Self.withCommand.write(to: file, atomically: true, encoding: .utf8)
+                let arguments = template.map {
+                    switch $0 {
+                    case "SCENARIO": file.path
+                    case "HISTORY": scratch.appendingPathComponent("history").path
+                    case "REPORT": scratch.appendingPathComponent("report.html").path
+                    default: $0
+                    }
+                }
+                let run = try TestbedProcess(arguments, in: scratch, underTerminal: true)
+                // The machine is up: a QEMU of the testbed's own embedded driver runs.
+                try await run.waitUntil("a QEMU of the testbed under the terminal", timeout: .seconds(600)) {
+                    run.pid > 0 && !EmbedRoot.processes(mentioning: run.embedRoot + "/").isEmpty
+                }
+                let testbed = run.pid
+                let root = run.embedRoot
+                let clock = ContinuousClock()
+                let closed = clock.now
+                // The terminal goes away as when its window closes: the kernel hangs up on its session.
+                kill(run.process.processIdentifier, SIGKILL)
+                _ = try await run.waitForExit(timeout: .seconds(30))
+                let deadline = clock.now + .seconds(120)
+                while TestbedProcess.alive(testbed) && clock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+                let took = clock.now - closed
+                try check(!TestbedProcess.alive(testbed), "the testbed (pid \(testbed)) still runs \(took) after its terminal closed")
+                try check(EmbedRoot.processes(mentioning: root + "/").isEmpty, "QEMU left running after the hangup")
+                try check(!FileManager.default.fileExists(atPath: root), "embed root \(root) left behind")
+                notes.figure("teardownS", took)
+                notes.say("\(command): the testbed exited \(took.formattedSeconds) after its terminal closed; no QEMU, no root")
+            }
+        }
+
+        @Test("SIGINT, SIGTERM and SIGQUIT during boot", arguments: [SIGINT, SIGTERM, SIGQUIT])
         func duringBoot(signal: Int32) async throws {
-            try await interrupt(signal, "boot", scenario: Self.withCommand, marker: "▶ interrupted", settle: .milliseconds(1500))
+            try await interrupt(signal, "boot", scenario: Self.withCommand, at: .qemuRunning)
         }
 
         @Test("SIGINT and SIGTERM during a command", arguments: [SIGINT, SIGTERM])
         func duringExec(signal: Int32) async throws {
-            try await interrupt(signal, "exec", scenario: Self.withCommand, marker: "✓ 1. boot", settle: .seconds(3))
+            try await interrupt(signal, "exec", scenario: Self.withCommand, at: .agentSent("setTimeout"))
         }
 
         @Test("SIGINT and SIGTERM during an npm install", arguments: [SIGINT, SIGTERM])
         func duringInstall(signal: Int32) async throws {
-            try await interrupt(signal, "npm install", scenario: Self.installFirst, marker: "✓ 1. boot", settle: .seconds(8))
+            try await interrupt(signal, "npm install", scenario: Self.installFirst, at: .agentSent("hello-cli"))
         }
 
         static func volumes(under folder: URL) -> [URL] {
