@@ -74,7 +74,7 @@ let package = Package(
             resources: [.copy("Golden")]
         ),
         // The registry against the host's real npm client: no virtual machine.
-        .testTarget(name: "RegistryTests", dependencies: ["NpmRegistry", "TestbedCore"]),
+        .testTarget(name: "RegistryTests", dependencies: ["NpmRegistry", "TestbedCore", "TestbedTesting"]),
         // Scenario parsing, validation and reports (no VM); the CLI end to end (boots).
         .testTarget(
             name: "ScenarioTests",

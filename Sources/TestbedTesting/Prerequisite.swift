@@ -24,9 +24,14 @@ public struct Prerequisite: Sendable {
         self.isPresent = isPresent
     }
 
-    /// What a skipped or failed test says.
+    /// What a skipped test says.
     public var message: String {
         "missing \(what): \(remedy) (in CI, CI=true, this fails instead of skipping)"
+    }
+
+    /// What a failed test says, in CI.
+    public var failureMessage: String {
+        "missing \(what): \(remedy) (CI=true: a missing prerequisite fails the test)"
     }
 
     /// The error a test fails with in CI.
@@ -38,7 +43,7 @@ public struct Prerequisite: Sendable {
     /// skips the test (outside CI) or throws ``Missing`` (in CI).
     public func require(sourceLocation: SourceLocation = #_sourceLocation) throws {
         if isPresent() { return }
-        if TestbedEnvironment.isCI { throw Missing(description: message) }
+        if TestbedEnvironment.isCI { throw Missing(description: failureMessage) }
         try Test.cancel(Comment(rawValue: message), sourceLocation: sourceLocation)
     }
 }
@@ -61,7 +66,7 @@ extension Trait where Self == ConditionTrait {
     public static func requires(_ prerequisite: Prerequisite, sourceLocation: SourceLocation = #_sourceLocation) -> Self {
         .enabled(Comment(rawValue: prerequisite.message), sourceLocation: sourceLocation) {
             if prerequisite.isPresent() { return true }
-            if TestbedEnvironment.isCI { throw Prerequisite.Missing(description: prerequisite.message) }
+            if TestbedEnvironment.isCI { throw Prerequisite.Missing(description: prerequisite.failureMessage) }
             return false
         }
     }

@@ -3,6 +3,7 @@
 // Each test has its own HOME, npm cache and prefix, removed afterwards.
 
 import Foundation
+import TestbedTesting
 import Testing
 @testable import NpmRegistry
 
@@ -25,6 +26,12 @@ struct Npm: Sendable {
         }
         return nil
     }()
+
+    /// What the suite needs: node and npm, pinned in build/node or on PATH.
+    static let prerequisite = Prerequisite(
+        "node and npm (neither \(repositoryRoot.path)/build/node nor PATH has both)",
+        remedy: "fetch the pinned node with 'images/fetch-node.sh build/node' ('make image' does it), or put node and npm on PATH"
+    ) { found != nil }
 
     /// A sandbox: HOME, cache and configs under `home`, node first on PATH, nothing inherited.
     func environment(home: URL) -> [String: String] {
@@ -80,7 +87,7 @@ func installedPackages(under root: URL) throws -> [String] {
     return found.sorted()
 }
 
-@Suite("npm against the registry", .serialized, .enabled(if: Npm.found != nil, "no node/npm: run images/fetch-node.sh build/node"))
+@Suite("npm against the registry", .serialized, .requires(Npm.prerequisite))
 struct NpmTests {
     let npm = Npm.found!
 
@@ -221,7 +228,8 @@ struct NpmTests {
 }
 
 /// `REGISTRY_BENCH=1 swift test --filter RegistryTests.InstallBenchmark`: median cold install of the tree.
-@Suite("Install benchmark", .enabled(if: Npm.found != nil && ProcessInfo.processInfo.environment["REGISTRY_BENCH"] != nil))
+@Suite("Install benchmark", .enabled(if: ProcessInfo.processInfo.environment["REGISTRY_BENCH"] != nil, "opt-in: REGISTRY_BENCH=1"),
+       .requires(Npm.prerequisite))
 struct InstallBenchmark {
     @Test("host npm installs the 20-package tree from a cold cache: median of 3")
     func coldInstall() async throws {

@@ -2,6 +2,7 @@ import Foundation
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
+import Testbed
 import TestbedTesting
 import Testing
 
@@ -25,7 +26,7 @@ func temporaryFolder() throws -> URL {
 }
 
 /// `testbed run`, the built binary end to end.
-@Suite("testbed run (the CLI)", .serialized, .enabled(if: FileManager.default.isExecutableFile(atPath: testbedBinary.path), "build the testbed binary first (swift build)"))
+@Suite("testbed run (the CLI)", .serialized, .requires(.testbedBinary))
 struct RunCommandTests {
     @Test("bad input: exit status 2, file:line:column and the field, nothing booted")
     func badInput() throws {
@@ -105,7 +106,9 @@ struct RunCommandTests {
         let failure = try #require((try document.nodes(forXPath: "//testcase/failure") as? [XMLElement])?.first)
         let message = failure.attribute(forName: "message")?.stringValue ?? ""
         #expect(message.hasPrefix("step 2 (succeed"))
-        #expect(message.contains("status 3") || message.contains("exit 3") || message.contains("3"))
+        // The summary ends "'<command>' failed: exit status 3 after 0.1 s"; the
+        // command itself holds a 3, so only the status phrase proves the status.
+        #expect(message.contains("' failed: exit status 3 after "), "message: \(message)")
         let body = failure.stringValue ?? ""
         #expect(body.contains("boom"))
         #expect(body.contains("console lines ---"))
@@ -149,16 +152,34 @@ struct RunCommandTests {
         process.standardOutput = FileHandle.nullDevice
         process.standardInput = FileHandle.nullDevice
         try process.run()
+        // The run's embedded driver roots are /tmp/nodeos/<pid>-<n>; the machine's QEMU runs from the first.
+        let roots = "\(EmbedRoot.parent)/\(process.processIdentifier)-"
+        let root = roots + "0"
         var text = ""
         for _ in 0..<240 where !text.contains("press Ctrl-C") && process.isRunning {
             try await Task.sleep(for: .milliseconds(500))
             text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
         }
-        #expect(text.contains("--keep-on-failure: machine 'kept-k' is still running"))
+        #expect(text.contains("--keep-on-failure: machine 'kept-k' is still running"), "stderr: \(text)")
         #expect(process.isRunning, "the command should wait while the machine is kept")
+        // Kept: the failing machine's QEMU still runs from this run's root.
+        #expect(!qemu(of: "kept-k", under: root).isEmpty, "no QEMU of 'kept-k' under \(root) while the machine is kept")
         process.terminate()
         process.waitUntilExit()
-        #expect(process.terminationStatus == 143 || process.terminationStatus == 1)
+        #expect(process.terminationStatus == 143, "stderr: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+        // Stopped: the machine is destroyed and nothing of the run is left.
+        #expect(EmbedRoot.processes(mentioning: roots).isEmpty, "QEMU of the run left running: \(EmbedRoot.processes(mentioning: roots))")
+        let left = ((try? FileManager.default.contentsOfDirectory(atPath: EmbedRoot.parent)) ?? [])
+            .filter { $0.hasPrefix("\(process.processIdentifier)-") }
+        #expect(left.isEmpty, "embed roots of the run left under \(EmbedRoot.parent): \(left)")
+    }
+
+    /// QEMU processes of the embedded driver at `root` for the domain `machine`.
+    private func qemu(of machine: String, under root: String) -> [Int32] {
+        EmbedRoot.processes(mentioning: root + "/").filter { pid in
+            let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline").map { String(decoding: $0, as: UTF8.self) } ?? ""
+            return cmdline.contains("guest=\(machine),") || cmdline.contains("guest=\(machine)\u{0}")
+        }
     }
 
     @Test("--filter that matches nothing is bad input")

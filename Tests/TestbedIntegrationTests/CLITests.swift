@@ -4,20 +4,12 @@ import TestbedTesting
 import Testing
 
 /// The built `testbed` binary, end to end: output, exit status, cleanup.
-@Suite("testbed CLI", .requiresNodeOSImage)
+@Suite("testbed CLI", .requiresNodeOSImage, .requires(.testbedBinary))
 struct CLITests {
-    /// `testbed` sits beside the test bundle in the build folder.
-    static var binary: URL {
-        URL(fileURLWithPath: Swift.CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("testbed")
-    }
-
     static func launch(_ arguments: [String]) throws -> (Process, Pipe, Pipe) {
         _ = try TestbedEnvironment.requireImage()
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
-            try Test.cancel("the testbed binary is not built at \(binary.path): run 'swift build' first")
-        }
         let process = Process()
-        process.executableURL = binary
+        process.executableURL = TestbedEnvironment.testbedBinary
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(
             ["NODEOS_IMAGE": TestbedEnvironment.imageDirectory.path], uniquingKeysWith: { $1 })

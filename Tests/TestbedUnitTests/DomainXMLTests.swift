@@ -3,19 +3,43 @@ import Foundation
 import Testing
 
 /// Domain XML generation, pinned by golden files in `Golden/`.
-/// Regenerate after an intended change with `UPDATE_GOLDEN=1 swift test --filter DomainXML`.
+/// After an intended change, `UPDATE_GOLDEN=1 swift test --filter DomainXML`
+/// rewrites them and fails every test it rewrote (review `git diff`, then run
+/// again without it); with `CI=true` it is refused and nothing is written.
 @Suite("Domain XML")
 struct DomainXMLTests {
     static let goldenSource = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden")
 
+    /// Whether `UPDATE_GOLDEN` asks for the golden files to be rewritten (any value but empty or 0).
+    static var updateRequested: Bool {
+        let value = ProcessInfo.processInfo.environment["UPDATE_GOLDEN"] ?? ""
+        return !value.isEmpty && value != "0"
+    }
+
+    /// CI: `CI=true` as the rest of the tests read it, or any other value CI systems set (but not `false`/`0`).
+    static var inCI: Bool {
+        let value = ProcessInfo.processInfo.environment["CI"] ?? ""
+        return !value.isEmpty && value != "0" && value.lowercased() != "false"
+    }
+
     func assertGolden(_ name: String, _ actual: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
-        if ProcessInfo.processInfo.environment["UPDATE_GOLDEN"] == "1" {
-            try actual.write(to: Self.goldenSource.appendingPathComponent(name), atomically: true, encoding: .utf8)
+        if Self.updateRequested {
+            // Never a pass: a rewritten golden file proves nothing until a person has read it.
+            if Self.inCI {
+                Issue.record("UPDATE_GOLDEN is refused in CI (CI=\(ProcessInfo.processInfo.environment["CI"] ?? "")): golden files are rewritten locally and reviewed; Golden/\(name) was not written",
+                             sourceLocation: sourceLocation)
+                return
+            }
+            let target = Self.goldenSource.appendingPathComponent(name)
+            let before = try? String(contentsOf: target, encoding: .utf8)
+            try actual.write(to: target, atomically: true, encoding: .utf8)
+            Issue.record("UPDATE_GOLDEN: rewrote \(target.path)\(before == actual ? " (unchanged)" : "") — review it (git diff), then run the test again without UPDATE_GOLDEN",
+                         sourceLocation: sourceLocation)
             return
         }
         let url = try #require(Bundle.module.url(forResource: "Golden/" + name, withExtension: nil), "missing golden file \(name)")
         let expected = try String(contentsOf: url, encoding: .utf8)
-        #expect(actual == expected, "domain XML differs from Golden/\(name)", sourceLocation: sourceLocation)
+        #expect(actual == expected, "domain XML differs from Golden/\(name) (after an intended change: UPDATE_GOLDEN=1, then review)", sourceLocation: sourceLocation)
     }
 
     @Test("a minimal TCG machine")
