@@ -12,13 +12,16 @@
 #include <net/if.h>
 #include <net/route.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -297,12 +300,25 @@ done:
 // them ("6,312,301220,-;text"). One call instead of one fs.readSync per
 // record: init reads ~200 records at boot, and each trip through readSync's
 // JavaScript cost ~0.15 ms under TCG (readKmsg 50-100 ms -> see init.js).
+//
+// readKmsg() opens /dev/kmsg for the call; readKmsg(fd) reads what an open
+// descriptor has not read yet and leaves it open and blocking as it was, so
+// a reader can take the backlog in one call and then wait for new records.
 static napi_value js_read_kmsg(napi_env env, napi_callback_info info) {
-  (void)info;
-  int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) return throw_errno(env, errno, "open", "/dev/kmsg");
+  ARGS(1);
+  int given = (int)int_arg(env, argv[0], -1);
+  int fd = given;
+  int saved_flags = -1;
+  if (given < 0) {
+    fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return throw_errno(env, errno, "open", "/dev/kmsg");
+  } else {
+    saved_flags = fcntl(fd, F_GETFL);
+    if (saved_flags < 0 || fcntl(fd, F_SETFL, saved_flags | O_NONBLOCK) != 0) return throw_errno(env, errno, "fcntl", "/dev/kmsg");
+  }
   napi_value records = NULL;
-  if (napi_create_array(env, &records) != napi_ok) goto done;
+  int err = 0;
+  if (napi_create_array(env, &records) != napi_ok) { records = NULL; goto done; }
   char buffer[8192];
   uint32_t count = 0;
   // The buffer holds at most a few thousand records; the bound only guards
@@ -311,15 +327,248 @@ static napi_value js_read_kmsg(napi_env env, napi_callback_info info) {
     ssize_t n = read(fd, buffer, sizeof buffer);
     if (n < 0 && (errno == EPIPE || errno == EINTR)) continue;  // EPIPE: overwritten while reading
     if (n < 0 && errno == EAGAIN) break;
-    if (n < 0) { int err = errno; close(fd); return throw_errno(env, err, "read", "/dev/kmsg"); }
+    if (n < 0) { err = errno; break; }
     if (n == 0) break;
     napi_value record;
     if (napi_create_string_utf8(env, buffer, (size_t)n, &record) != napi_ok ||
         napi_set_element(env, records, count++, record) != napi_ok) { records = NULL; goto done; }
   }
 done:
-  close(fd);
+  if (given < 0) close(fd);
+  else fcntl(fd, F_SETFL, saved_flags);
+  if (err) return throw_errno(env, err, "read", "/dev/kmsg");
   return records;
+}
+
+// --- SHA-256 (FIPS 180-4) and HMAC-SHA256 (RFC 2104) -------------------------
+// init seals its console lines with an HMAC (images/PROTOCOL.md). Loading
+// node's crypto module costs tens of milliseconds under TCG on the boot path;
+// these ~80 lines cost nothing until called.
+
+typedef struct {
+  uint32_t h[8];
+  uint64_t bytes;
+  uint8_t block[64];
+  size_t used;
+} sha256_ctx;
+
+static const uint32_t SHA256_K[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+};
+
+#define ROTR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+
+static void sha256_block(uint32_t h[8], const uint8_t *p) {
+  uint32_t w[64];
+  for (int i = 0; i < 16; i++)
+    w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+  for (int i = 16; i < 64; i++) {
+    uint32_t s0 = ROTR(w[i - 15], 7) ^ ROTR(w[i - 15], 18) ^ (w[i - 15] >> 3);
+    uint32_t s1 = ROTR(w[i - 2], 17) ^ ROTR(w[i - 2], 19) ^ (w[i - 2] >> 10);
+    w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+  }
+  uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], k = h[7];
+  for (int i = 0; i < 64; i++) {
+    uint32_t t1 = k + (ROTR(e, 6) ^ ROTR(e, 11) ^ ROTR(e, 25)) + ((e & f) ^ (~e & g)) + SHA256_K[i] + w[i];
+    uint32_t t2 = (ROTR(a, 2) ^ ROTR(a, 13) ^ ROTR(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+    k = g; g = f; f = e; e = d + t1; d = c; c = b; b = a; a = t1 + t2;
+  }
+  h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e; h[5] += f; h[6] += g; h[7] += k;
+}
+
+static void sha256_init(sha256_ctx *ctx) {
+  static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+  memcpy(ctx->h, iv, sizeof iv);
+  ctx->bytes = 0;
+  ctx->used = 0;
+}
+
+static void sha256_update(sha256_ctx *ctx, const uint8_t *data, size_t n) {
+  ctx->bytes += n;
+  while (n > 0) {
+    size_t take = 64 - ctx->used < n ? 64 - ctx->used : n;
+    memcpy(ctx->block + ctx->used, data, take);
+    ctx->used += take; data += take; n -= take;
+    if (ctx->used == 64) { sha256_block(ctx->h, ctx->block); ctx->used = 0; }
+  }
+}
+
+static void sha256_final(sha256_ctx *ctx, uint8_t out[32]) {
+  uint64_t bits = ctx->bytes * 8;
+  static const uint8_t pad[64] = {0x80};
+  sha256_update(ctx, pad, ctx->used < 56 ? 56 - ctx->used : 120 - ctx->used);
+  uint8_t length[8];
+  for (int i = 0; i < 8; i++) length[i] = (uint8_t)(bits >> (56 - 8 * i));
+  sha256_update(ctx, length, 8);
+  for (int i = 0; i < 8; i++)
+    for (int j = 0; j < 4; j++) out[4 * i + j] = (uint8_t)(ctx->h[i] >> (24 - 8 * j));
+}
+
+static void hmac_sha256(const uint8_t *key, size_t key_length, const uint8_t *data, size_t length, uint8_t out[32]) {
+  uint8_t k[64] = {0}, pad[64];
+  sha256_ctx ctx;
+  if (key_length > 64) {  // RFC 2104: a key longer than a block is hashed first
+    sha256_init(&ctx); sha256_update(&ctx, key, key_length); sha256_final(&ctx, k);
+  } else {
+    memcpy(k, key, key_length);
+  }
+  for (int i = 0; i < 64; i++) pad[i] = k[i] ^ 0x36;
+  sha256_init(&ctx); sha256_update(&ctx, pad, 64); sha256_update(&ctx, data, length); sha256_final(&ctx, out);
+  for (int i = 0; i < 64; i++) pad[i] = k[i] ^ 0x5c;
+  sha256_init(&ctx); sha256_update(&ctx, pad, 64); sha256_update(&ctx, out, 32); sha256_final(&ctx, out);
+}
+
+// The bytes of a Buffer (borrowed) or of a string in UTF-8 (malloc'ed into
+// *owned); false when the value is neither.
+static bool bytes_arg(napi_env env, napi_value value, const uint8_t **data, size_t *length, char **owned) {
+  bool is_buffer = false;
+  *owned = NULL;
+  if (napi_is_buffer(env, value, &is_buffer) == napi_ok && is_buffer) {
+    void *p;
+    if (napi_get_buffer_info(env, value, &p, length) != napi_ok) return false;
+    *data = p;
+    return true;
+  }
+  napi_valuetype type;
+  if (napi_typeof(env, value, &type) != napi_ok || type != napi_string) return false;
+  if (napi_get_value_string_utf8(env, value, NULL, 0, length) != napi_ok) return false;
+  *owned = malloc(*length + 1);
+  if (!*owned) return false;
+  napi_get_value_string_utf8(env, value, *owned, *length + 1, length);
+  *data = (const uint8_t *)*owned;
+  return true;
+}
+
+static napi_value hex_string(napi_env env, const uint8_t *bytes, size_t n) {
+  char hex[2 * 64 + 1];
+  for (size_t i = 0; i < n; i++) snprintf(hex + 2 * i, 3, "%02x", bytes[i]);
+  napi_value result;
+  napi_create_string_utf8(env, hex, 2 * n, &result);
+  return result;
+}
+
+// sha256Hex(data) -> 64 lowercase hex digits; data is a Buffer or a string (UTF-8).
+static napi_value js_sha256_hex(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  const uint8_t *data; size_t length; char *owned;
+  if (!bytes_arg(env, argv[0], &data, &length, &owned)) return throw_type(env, "sha256Hex(Buffer|string)");
+  sha256_ctx ctx;
+  uint8_t digest[32];
+  sha256_init(&ctx); sha256_update(&ctx, data, length); sha256_final(&ctx, digest);
+  free(owned);
+  return hex_string(env, digest, 32);
+}
+
+// hmacSha256Hex(key, data) -> 64 lowercase hex digits; each a Buffer or a string (UTF-8).
+static napi_value js_hmac_sha256_hex(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  const uint8_t *key, *data; size_t key_length, length; char *owned_key, *owned_data = NULL;
+  if (!bytes_arg(env, argv[0], &key, &key_length, &owned_key)) return throw_type(env, "hmacSha256Hex(key: Buffer|string, data: Buffer|string)");
+  if (!bytes_arg(env, argv[1], &data, &length, &owned_data)) { free(owned_key); return throw_type(env, "hmacSha256Hex(key: Buffer|string, data: Buffer|string)"); }
+  uint8_t mac[32];
+  hmac_sha256(key, key_length, data, length, mac);
+  free(owned_key); free(owned_data);
+  return hex_string(env, mac, 32);
+}
+
+// --- opening files as a user ---------------------------------------------------
+
+// Opens an absolute path one component at a time, never through a symbolic
+// link: each directory with O_PATH (search permission is all a walk needs)
+// and O_NOFOLLOW, the last component with O_NOFOLLOW. Only regular files
+// open: a FIFO would block init until a writer came, and the last open is
+// O_NONBLOCK for that reason. Returns the fd, or -1 with errno set;
+// *not_regular tells a file of another type from an errno of open's own.
+static int open_without_symlinks(const char *path, int flags, mode_t mode, bool *not_regular) {
+  *not_regular = false;
+  char *copy = strdup(path);
+  if (!copy) return -1;
+  int dir = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  int fd = -1, err = 0;
+  if (dir < 0) { err = errno; goto done; }
+  char *rest = copy, *name = NULL;
+  for (;;) {
+    char *part = strsep(&rest, "/");
+    if (part == NULL) break;
+    if (*part == '\0' || strcmp(part, ".") == 0) continue;
+    if (name) {
+      int next = openat(dir, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (next < 0) {
+        err = errno;
+        struct stat st;
+        // O_DIRECTORY meets a symbolic link as "not a directory": say what it was.
+        if (err == ENOTDIR && fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) err = ELOOP;
+        goto done;
+      }
+      close(dir);
+      dir = next;
+    }
+    name = part;
+  }
+  if (!name) { err = EISDIR; goto done; }  // the path is "/"
+  fd = openat(dir, name, flags | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC, mode);
+  if (fd < 0) { err = errno; goto done; }
+  struct stat st;
+  int status;
+  if (fstat(fd, &st) != 0) err = errno;
+  else if (S_ISDIR(st.st_mode)) err = EISDIR;
+  else if (!S_ISREG(st.st_mode)) { err = EINVAL; *not_regular = true; }
+  else if ((status = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, status & ~O_NONBLOCK) != 0) err = errno;
+  if (err) { close(fd); fd = -1; }
+done:
+  if (dir >= 0) close(dir);
+  free(copy);
+  errno = err;
+  return fd;
+}
+
+// openAs(path, flags, mode, uid, gid) -> fd of a regular file, opened with
+// the file-system ids uid/gid (setfsuid/setfsgid: Linux keeps them per thread,
+// so libuv's threads stay root) and without following any symbolic link.
+// The ids in force before are restored before it returns, error or not.
+static napi_value js_open_as(napi_env env, napi_callback_info info) {
+  ARGS(5);
+  char *path = string_arg(env, argv[0]);
+  int64_t flags = int_arg(env, argv[1], -1), mode = int_arg(env, argv[2], 0);
+  int64_t uid = int_arg(env, argv[3], -1), gid = int_arg(env, argv[4], -1);
+  if (!path || path[0] != '/' || flags < 0 || flags > INT32_MAX || mode < 0 || mode > 07777 ||
+      uid < 0 || uid >= UINT32_MAX || gid < 0 || gid >= UINT32_MAX) {
+    free(path);
+    return throw_type(env, "openAs(absolute path, flags, mode, uid, gid)");
+  }
+  int old_gid = setfsgid((gid_t)gid);
+  int old_uid = setfsuid((uid_t)uid);
+  int fd = -1, err;
+  bool not_regular = false;
+  // setfsuid reports no error; called with an invalid id it returns the one in force.
+  if ((int64_t)setfsuid((uid_t)-1) != uid || (int64_t)setfsgid((gid_t)-1) != gid) {
+    err = EPERM;
+  } else {
+    fd = open_without_symlinks(path, (int)flags, (mode_t)mode, &not_regular);
+    err = errno;
+  }
+  setfsuid((uid_t)old_uid);
+  setfsgid((gid_t)old_gid);
+  napi_value result = NULL;
+  if (fd >= 0) {
+    napi_create_int32(env, fd, &result);
+  } else if (not_regular) {
+    char message[512];
+    snprintf(message, sizeof message, "openAs(%s) failed: not a regular file (EINVAL)", path);
+    napi_throw_error(env, "EINVAL", message);
+  } else {
+    throw_errno(env, err, "openAs", path);
+  }
+  free(path);
+  return result;
 }
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -327,7 +576,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"mount", js_mount},     {"umount", js_umount},   {"reboot", js_reboot},
       {"sethostname", js_sethostname}, {"sync", js_sync}, {"waitpid", js_waitpid},
       {"setsid", js_setsid},   {"setctty", js_setctty}, {"execve", js_execve},
-      {"ifup", js_ifup},       {"readKmsg", js_read_kmsg},
+      {"ifup", js_ifup},       {"readKmsg", js_read_kmsg}, {"sha256Hex", js_sha256_hex},
+      {"hmacSha256Hex", js_hmac_sha256_hex}, {"openAs", js_open_as},
   };
   for (size_t i = 0; i < sizeof functions / sizeof functions[0]; i++) {
     napi_value fn;

@@ -57,10 +57,34 @@ test('without the snapshot on the command line, /sbin/init boots as a script fro
 });
 
 test('garbage on the kernel command line is reported and the machine still boots', () => {
-  const { console: out } = boot(['--append', 'nodeos.hostname=-x nodeos.bogus=1']);
+  const { console: out } = boot(['--append', 'nodeos.hostname=-x nodeos.bogus=1 nodeos.seal=0123abc']);
   assert.match(out, /nodeos: error cmdline: nodeos\.hostname=-x: expected a host name/);
   assert.match(out, /nodeos: error cmdline: unknown parameter nodeos\.bogus/);
-  assert.match(out, /^nodeos: ready /m);
+  // A malformed key is not echoed, and seals nothing.
+  assert.match(out, /^nodeos: error cmdline: nodeos\.seal=\(7 characters, not shown\): expected 32 to 128 hex digits/m);
+  assert.doesNotMatch(out, /0123abc|~\d+\.[0-9a-f]{16}$|^nodeos: boot /m);
+  assert.match(out, /^nodeos: ready \S+ boot=\S+$/m);
+});
+
+test('with nodeos.seal every line of init\'s is sealed, from a boot line on, with the HMAC the host computes', () => {
+  const key = '00112233445566778899aabbccddeeff';
+  const { console: out, report } = boot(['--append', `nodeos.seal=${key}`]);
+  const { bootId } = report.hello;
+  const lines = out.split('\n').map((l) => l.replace(/\r$/, '')).filter((l) => l.includes('nodeos: ') && !l.startsWith('qemu-boot'));
+  assert.equal(lines[0].replace(/ ~.*/, ''), `nodeos: boot ${bootId}`, 'the first line names the boot');
+  let seq = 0;
+  for (const physical of lines) {
+    // init's line may follow the console shell's prompt.
+    const line = physical.slice(physical.lastIndexOf('nodeos: '));
+    const m = / ~(\d+)\.([0-9a-f]{16})$/.exec(line);
+    assert.ok(m, `sealed: ${line}`);
+    assert.equal(Number(m[1]), ++seq, `consecutive: ${line}`);
+    const mac = require('node:crypto').createHmac('sha256', Buffer.from(key, 'hex')).update(`${bootId} ${m[1]} ${line.slice(0, m.index)}`).digest('hex').slice(0, 16);
+    assert.equal(m[2], mac, `the MAC of ${line}`);
+  }
+  assert.ok(lines.some((l) => /^nodeos: ready \d+\.\d{3}ms boot=\S+ ~\d+\.[0-9a-f]{16}$/.test(l)));
+  assert.ok(lines.at(-1).startsWith('nodeos: halted ~'));
+  assert.doesNotMatch(JSON.stringify(report.hello), new RegExp(key));
 });
 
 test('the kernel takes the boot shortcuts on its command line', () => {

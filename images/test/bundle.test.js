@@ -125,6 +125,6 @@ test("the image's own boot path bundles and leaves the console out", (t) => {
   fs.cpSync(path.join(__dirname, '../rootfs'), dir, { recursive: true });
   bundle([dir, process.execPath]);
   const names = [...fs.readFileSync(path.join(dir, 'lib/nodeos/init-bundle.js'), 'utf8').matchAll(/^\/\/ --- \/lib\/nodeos\/([a-z0-9-]+)\.js$/gm)].map((m) => m[1]);
-  for (const name of ['init', 'phases', 'cmdline', 'config', 'ext4', 'agent', 'agent-ops', 'protocol']) assert.ok(names.includes(name), `${name} is bundled`);
+  for (const name of ['init', 'phases', 'cmdline', 'config', 'ext4', 'agent', 'agent-ops', 'protocol', 'seal']) assert.ok(names.includes(name), `${name} is bundled`);
   assert.ok(!names.includes('nsh') && !names.includes('shell'), 'the console stays out');
 });

@@ -3,6 +3,7 @@
 // and stop the machine. Each op takes the request and returns its result.
 
 const fs = require('fs');
+const path = require('path');
 const { RequestError, field } = require('./agent');
 
 const DEFAULT_MAX_OUTPUT = 16 * 1024 * 1024;
@@ -60,20 +61,50 @@ function makeOps({ system }) {
 
     async readFile(message) {
       const file = field.required(message, 'path', 'string');
-      const data = await fs.promises.readFile(file);
-      const stat = await fs.promises.stat(file);
-      return { data: data.toString('base64'), size: stat.size, mode: stat.mode & 0o7777, uid: stat.uid, gid: stat.gid };
+      const { path: target, user } = fileOpener(file, field.optional(message, 'user', 'string'), system.users);
+      if (!user) {
+        const data = await fs.promises.readFile(target);
+        const stat = await fs.promises.stat(target);
+        return { data: data.toString('base64'), size: stat.size, mode: stat.mode & 0o7777, uid: stat.uid, gid: stat.gid };
+      }
+      const fd = openAs(system.addon, target, user, fs.constants.O_RDONLY, 0);
+      try {
+        const data = await fdCall(fs.readFile, fd);
+        const stat = await fdCall(fs.fstat, fd);
+        return { data: data.toString('base64'), size: stat.size, mode: stat.mode & 0o7777, uid: stat.uid, gid: stat.gid };
+      } finally {
+        fs.close(fd, () => {});
+      }
     },
 
     async writeFile(message) {
       const file = field.required(message, 'path', 'string');
       const data = Buffer.from(field.required(message, 'data', 'string'), 'base64');
       const mode = field.optional(message, 'mode', 'integer', 0o644);
-      await fs.promises.writeFile(file, data, { mode });
-      await fs.promises.chmod(file, mode);
+      if (mode < 0 || mode > 0o7777) throw new RequestError('EINVAL', 'mode: expected a file mode from 0 to 0o7777');
       const uid = field.optional(message, 'uid', 'integer');
       const gid = field.optional(message, 'gid', 'integer');
-      if (uid !== undefined || gid !== undefined) await fs.promises.chown(file, uid ?? -1, gid ?? -1);
+      const { path: target, user } = fileOpener(file, field.optional(message, 'user', 'string'), system.users);
+      if (!user) {
+        await fs.promises.writeFile(target, data, { mode });
+        await fs.promises.chmod(target, mode);
+        if (uid !== undefined || gid !== undefined) await fs.promises.chown(target, uid ?? -1, gid ?? -1);
+        return { size: data.length };
+      }
+      const { O_WRONLY, O_CREAT, O_TRUNC } = fs.constants;
+      const fd = openAs(system.addon, target, user, O_WRONLY | O_CREAT | O_TRUNC, mode);
+      try {
+        await fdCall(fs.writeFile, fd, data);
+        const stat = await fdCall(fs.fstat, fd);
+        // What the user could do with chmod and chown: a file of someone else's
+        // that they may write keeps its mode and owner.
+        const own = user.uid === 0 || stat.uid === user.uid;
+        if (own && (stat.mode & 0o7777) !== mode) await fdCall(fs.fchmod, fd, mode);
+        const chown = ownership({ uid, gid }, user, own);
+        if (chown) await fdCall(fs.fchown, fd, chown.uid, chown.gid);
+      } finally {
+        fs.close(fd, () => {});
+      }
       return { size: data.length };
     },
 
@@ -91,6 +122,52 @@ function makeOps({ system }) {
   };
 }
 
+// Who opens a file for readFile and writeFile: the user the request names;
+// else the owner of the home the path lies in (system.users: /root is root's,
+// /home/NAME NAME's); else nobody in particular, and root opens it as it
+// always has (protected_symlinks keeps it from following a user's link in a
+// sticky directory). With a user, no symbolic link is followed anywhere in
+// the path: a user's link must not lend them root's reach.
+function fileOpener(file, userName, users) {
+  // Resolved first, so that "/tmp/../home/alice/x" counts as alice's.
+  const resolved = path.posix.resolve('/', file);
+  if (userName !== undefined) {
+    const user = users.get(userName);
+    if (!user) throw new RequestError('EINVAL', `user: no user ${JSON.stringify(userName)} on this machine`);
+    return { path: resolved, user };
+  }
+  for (const user of users.values()) {
+    if (!user.home || user.home === '/') continue;
+    if (resolved === user.home || resolved.startsWith(`${user.home}/`)) return { path: resolved, user };
+  }
+  return { path: resolved, user: null };
+}
+
+// chown's part of writeFile as a user: root's writes are chowned as asked;
+// a user's only to their own ids (a new file has them already), and any
+// other uid or gid is left as it is, as chown would refuse it to them.
+function ownership({ uid, gid }, user, own) {
+  if (uid === undefined && gid === undefined) return null;
+  if (user.uid === 0) return { uid: uid ?? -1, gid: gid ?? -1 };
+  if (!own || (uid !== undefined && uid !== user.uid) || (gid !== undefined && gid !== user.gid)) return null;
+  return { uid: -1, gid: gid ?? -1 };
+}
+
+function openAs(addon, file, user, flags, mode) {
+  try {
+    return addon.openAs(file, flags, mode, user.uid, user.gid);
+  } catch (e) {
+    const why = e.code === 'ELOOP' ? 'a symbolic link is in the path (none is followed for a user)'
+      : (/failed: (.*) \(E[A-Z0-9]+\)$/.exec(e.message)?.[1] ?? e.message).replace(/^[A-Z]/, (c) => c.toLowerCase());
+    throw Object.assign(new Error(`${e.code}: ${why}, open '${file}' as ${user.name}`), { code: e.code });
+  }
+}
+
+// fs's callback functions on a descriptor (fs.promises takes only FileHandles).
+function fdCall(fn, ...args) {
+  return new Promise((resolve, reject) => fn(...args, (err, value) => (err ? reject(err) : resolve(value))));
+}
+
 function killGroup(pid) {
   try { process.kill(-pid, 'SIGKILL'); } catch { /* already gone */ }
 }
@@ -104,4 +181,4 @@ function parseMeminfo(text) {
   return info;
 }
 
-module.exports = { makeOps, parseMeminfo };
+module.exports = { makeOps, parseMeminfo, fileOpener, ownership };

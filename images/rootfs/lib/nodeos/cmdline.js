@@ -12,6 +12,8 @@ const PARAMETERS = {
     return { address: m[1], prefix: Number(m[2]), gateway: m[3] };
   },
   'nodeos.config': (v) => (/^[A-Za-z0-9._-]{1,20}$/.test(v) ? v : error('a disk serial ([A-Za-z0-9._-], at most 20)')),
+  // The HMAC key for sealed console lines (seal.js), as hex: 16 to 64 bytes.
+  'nodeos.seal': (v) => (/^(?:[0-9A-Fa-f]{2}){16,64}$/.test(v) ? v : error('32 to 128 hex digits, an even number')),
   'nodeos.test.exit': boolean,
   'nodeos.test.faults': boolean,
   'nodeos.test.delay': (v) => {
@@ -20,7 +22,11 @@ const PARAMETERS = {
   },
 };
 
-const DEFAULTS = { hostname: 'nodeos', shell: true, agent: true, net: null, config: 'nodeos-config', testExit: false, testFaults: false, testDelay: null };
+const DEFAULTS = { hostname: 'nodeos', shell: true, agent: true, net: null, config: 'nodeos-config', seal: null, testExit: false, testFaults: false, testDelay: null };
+
+// Values never echoed on the console, not even when malformed: the console
+// is what users read.
+const SECRET = new Set(['nodeos.seal']);
 
 class ParameterError extends Error {}
 function error(expected) { throw new ParameterError(`expected ${expected}`); }
@@ -46,6 +52,7 @@ function splitCmdline(text) {
 function parseCmdline(text) {
   const settings = { ...DEFAULTS };
   const errors = [];
+  const badSecrets = new Set();
   for (const word of splitCmdline(text)) {
     if (!word.startsWith('nodeos.')) continue;
     const eq = word.indexOf('=');
@@ -57,9 +64,13 @@ function parseCmdline(text) {
       settings[camel(key)] = parse(value);
     } catch (e) {
       if (!(e instanceof ParameterError)) throw e;
-      errors.push(`${key}=${value}: ${e.message}`);
+      errors.push(`${key}=${SECRET.has(key) ? `(${value.length} characters, not shown)` : value}: ${e.message}`);
+      if (SECRET.has(key)) badSecrets.add(key);
     }
   }
+  // A key that is malformed anywhere is no key: the host then sees lines it
+  // cannot check, rather than lines sealed with a key it did not mean.
+  for (const key of badSecrets) settings[camel(key)] = DEFAULTS[camel(key)];
   return { settings, errors };
 }
 

@@ -10,6 +10,7 @@ const phases = require('./phases');
 const { parseCmdline } = require('./cmdline');
 const { parseConfigVolume, defaultUid } = require('./config');
 const { inspectSuperblock } = require('./ext4');
+const { createSealer, hideSealKey, keyFromHex } = require('./seal');
 
 const RUN = '/run/nodeos';
 const system = {
@@ -29,7 +30,25 @@ const system = {
   shuttingDown: false,
 };
 
-function log(line) { try { fs.writeSync(1, line + '\n'); } catch { /* console gone */ } }
+// With nodeos.seal, init's own machine-readable lines carry a MAC (seal.js);
+// seal stays null without it, and the console reads as it always did.
+let seal = null;
+// Whether init's last bytes on the console ended mid-line (a console flood
+// without line ends): its next line then starts on a line of its own.
+let consoleMidLine = false;
+
+function log(line) {
+  if (seal && line.startsWith('nodeos: ')) line = seal(line);
+  const text = (consoleMidLine ? '\n' : '') + line + '\n';
+  consoleMidLine = false;
+  try { fs.writeSync(1, text); } catch { /* console gone */ }
+}
+
+// Writes to the console in libuv's pool, for output too long to block on.
+function writeConsole(buffer, callback) {
+  consoleMidLine = buffer.length > 0 && buffer[buffer.length - 1] !== 0x0a;
+  fs.write(1, buffer, 0, buffer.length, null, callback);
+}
 function error(step, message) { log(`nodeos: error ${step}: ${message}`); }
 function warning(step, message) { log(`nodeos: warning ${step}: ${message}`); }
 
@@ -69,6 +88,35 @@ function mountAll() {
   fs.mkdirSync(RUN, { recursive: true });
   fs.mkdirSync('/var/log', { recursive: true });
   fs.mkdirSync('/var/tmp', { recursive: true, mode: 0o1777 });
+  // Root does not follow a user's symbolic link in a sticky world-writable
+  // directory (/tmp), nor may users hard-link files they cannot write.
+  fs.writeFileSync('/proc/sys/fs/protected_symlinks', '1');
+  fs.writeFileSync('/proc/sys/fs/protected_hardlinks', '1');
+}
+
+// --- sealed console lines -----------------------------------------------------
+
+// With a key on the command line: hide it from everyone but init before any
+// other process exists, then seal every line of init's from the first, which
+// names the boot (seal.js, images/PROTOCOL.md).
+function startSealing(cmdlineText) {
+  const keyHex = system.settings.seal;
+  // From here on the key lives only in the sealer: not in hello, not in settings.
+  system.settings.seal = null;
+  if (!keyHex) return;
+  let hideError = null;
+  try { hideKey(cmdlineText, keyHex); } catch (e) { hideError = e; }
+  seal = createSealer({ key: keyFromHex(keyHex), bootId: system.bootId, hmacHex: system.addon.hmacSha256Hex });
+  log(`nodeos: boot ${system.bootId}`);
+  if (hideError) error('seal', `the key could not be hidden from users: ${hideError.message}`);
+}
+
+function hideKey(cmdlineText, keyHex) {
+  // The kernel logs its command line; only root may read the log now.
+  fs.writeFileSync('/proc/sys/kernel/dmesg_restrict', '1');
+  const copy = `${RUN}/cmdline`;
+  fs.writeFileSync(copy, hideSealKey(cmdlineText, keyHex), { mode: 0o444 });
+  system.addon.mount(copy, '/proc/cmdline', null, system.addon.MS_BIND);
 }
 
 // --- the boot configuration ---------------------------------------------------
@@ -466,7 +514,7 @@ function startAgent() {
   let ops = makeOps({ system });
   if (system.settings.testFaults) {
     warning('agent', 'test faults are enabled (nodeos.test.faults): the agent obeys testFault requests');
-    ops = { ...ops, ...require('./test-faults').makeFaultOps({ port, log }) };
+    ops = { ...ops, ...require('./test-faults').makeFaultOps({ port, log, writeConsole }) };
   }
   const agent = createAgent({ ops, send, log });
   system.agent = agent;
@@ -510,6 +558,15 @@ function currentHostname() { return system.hostname ?? require('os').hostname();
 
 function read(file) { try { return fs.readFileSync(file, 'utf8').trim(); } catch { return null; } }
 
+// Warnings and worse from the kernel log, as agent events (kernel-log.js).
+function startKernelLog() {
+  require('./kernel-log').startKernelLog({
+    addon: system.addon,
+    send: (name, fields) => system.agent.event(name, fields),
+    onError: (e) => error('kernel-log', `read /dev/kmsg: ${e.message}`),
+  });
+}
+
 function startConsole() {
   const tty = require('tty');
   childProcess();
@@ -541,14 +598,26 @@ function main({ startedFrom = 'script' } = {}) {
   process.on('SIGUSR2', () => shutdown('restart', 'SIGUSR2'));
   process.title = 'init';
 
+  // libuv's pool has 4 threads by default, and init pins some in blocking
+  // reads for good (the agent's port, the kernel log) or for a while (a
+  // write to a port no host reads); the rest serve the agent's file ops.
+  // Read once, at the pool's first use: before that, in startAgent.
+  process.env.UV_THREADPOOL_SIZE ??= '8';
+
   system.addon = require('./nodeos.node');
   try { system.addon.setsid(); } catch { /* already a session leader */ }
-  step('mounts', mountAll);
+  // Its error waits until sealing is decided: every line after that is sealed.
+  let mountError = null;
+  try { mountAll(); } catch (e) { mountError = e; }
   const ok = fs.existsSync('/proc/self');
-  const kmsg = step('kmsg', readKmsg) ?? { records: [], offsetMs: 0 };
-  const cmdline = parseCmdline(read('/proc/cmdline') ?? '');
+  let cmdlineText = '';
+  try { cmdlineText = fs.readFileSync('/proc/cmdline', 'utf8'); } catch { /* no /proc: defaults */ }
+  const cmdline = parseCmdline(cmdlineText);
   system.settings = cmdline.settings;
   system.bootId = read('/proc/sys/kernel/random/boot_id') ?? '';
+  step('seal', () => startSealing(cmdlineText));
+  if (mountError) error('mounts', mountError.stack || mountError.message);
+  const kmsg = step('kmsg', readKmsg) ?? { records: [], offsetMs: 0 };
   const handover = phases.handoverFromKmsg(kmsg.records);
   const kernelMs = handover === null ? 0 : handover + kmsg.offsetMs;
   if (handover !== null) phase('kernel', kernelMs);
@@ -580,8 +649,11 @@ function main({ startedFrom = 'script' } = {}) {
 
   // Lazy work, after the ready line.
   setImmediate(() => {
+    // The pool exists by now if the agent does (it reads through it); children need not see this.
+    delete process.env.UV_THREADPOOL_SIZE;
     step('child-process', childProcess);
     if (system.settings.shell) step('console', startConsole);
+    if (system.agent) step('kernel-log', startKernelLog);
   });
   process.on('SIGCHLD', () => setImmediate(reapOrphans));
   setInterval(reapOrphans, 5000).unref();
