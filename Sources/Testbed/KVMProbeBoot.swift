@@ -7,7 +7,7 @@ extension Testbed {
     /// through libvirt, never from this machine's `/dev/kvm`.
     func acceleratorHost() async throws -> (host: AcceleratorHost, kvmOffered: Bool) {
         let connection = self.connection
-        let remote = Self.isRemote(uri: uri)
+        let remote = !LibvirtURI.isLocal(uri)
         do {
             return try await Blocking.run {
                 let local = AcceleratorHost.local
@@ -20,14 +20,6 @@ extension Testbed {
         } catch let error as LibvirtError {
             throw TestbedError.libvirt(error)
         }
-    }
-
-    /// Whether `uri` names another machine (`qemu+ssh://host/system`); the
-    /// embedded driver and `qemu:///system` or a local socket are this one.
-    static func isRemote(uri: String) -> Bool {
-        guard let range = uri.range(of: "://") else { return false }
-        let authority = uri[range.upperBound...].prefix { $0 != "/" && $0 != "?" }
-        return !authority.isEmpty
     }
 
     /// Boots the image under KVM (no agent, no shell) and waits for init's

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import Libvirt
+@_exported import TestbedCore
 import Synchronization
 
 /// Something in the testbed itself went wrong (not a test's assertion).

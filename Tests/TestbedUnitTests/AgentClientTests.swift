@@ -1,5 +1,6 @@
 import Foundation
 @testable import Testbed
+@testable import TestbedCore
 import Testing
 
 /// The agent client's multiplexing, against a fake transport: no machine.

@@ -1,5 +1,6 @@
 import Foundation
 @testable import Testbed
+@testable import TestbedCore
 import Testing
 
 @Suite("Agent protocol codec")

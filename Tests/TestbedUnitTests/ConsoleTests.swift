@@ -1,5 +1,6 @@
 import Foundation
 @testable import Testbed
+@testable import TestbedCore
 import Testing
 
 @Suite("Console cursor and pattern matching")
@@ -108,14 +109,6 @@ struct ConsoleTests {
         console.append(Array("o\nthree".utf8))
         #expect(seen.lines == ["0:one", "5:two"])
         #expect(console.lastLines(2) == ["two", "three"])
-    }
-
-    @Test("a rescan restarts at the last incomplete line")
-    func rescanStart() {
-        let bytes = Array("done\npart".utf8)
-        #expect(ConsoleMatcher.rescanStart(bytes: bytes, cursor: 0, scanned: bytes.count, patterns: ["x"]) == 5)
-        #expect(ConsoleMatcher.rescanStart(bytes: bytes, cursor: 7, scanned: bytes.count, patterns: ["x"]) == 7)
-        #expect(ConsoleMatcher.rescanStart(bytes: bytes, cursor: 0, scanned: 0, patterns: ["x"]) == 0)
     }
 }
 

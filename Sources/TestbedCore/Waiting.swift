@@ -44,7 +44,7 @@ public func withDeadline<T: Sendable>(
 /// Wakes every waiter when something changes; waiters name the version they saw.
 ///
 /// Cancellation-aware: a cancelled waiter returns at once.
-final class ChangeNotifier: Sendable {
+package final class ChangeNotifier: Sendable {
     private struct State {
         var version = 0
         var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
@@ -53,10 +53,12 @@ final class ChangeNotifier: Sendable {
 
     private let state = Mutex(State())
 
-    var version: Int { state.withLock { $0.version } }
+    package init() {}
+
+    package var version: Int { state.withLock { $0.version } }
 
     /// Bumps the version and wakes all waiters.
-    func notify() {
+    package func notify() {
         let waiters = state.withLock { state in
             state.version += 1
             defer { state.waiters = [:] }
@@ -66,7 +68,7 @@ final class ChangeNotifier: Sendable {
     }
 
     /// Returns once the version is above `seen` (or the task is cancelled).
-    func wait(after seen: Int) async {
+    package func wait(after seen: Int) async {
         let id = state.withLock { state in
             defer { state.nextID += 1 }
             return state.nextID

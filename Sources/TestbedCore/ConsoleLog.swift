@@ -88,11 +88,6 @@ public enum ConsoleMatcher {
         return best
     }
 
-    /// Byte range of the first occurrence of `pattern` in `bytes`.
-    static func locate(_ pattern: ConsolePattern, in bytes: [UInt8]) throws -> (Int, Int)? {
-        try CompiledPattern(pattern).locate(in: bytes[...])
-    }
-
     /// The console line containing byte `offset`, without its line ending.
     static func line(around offset: Int, in bytes: [UInt8]) -> String {
         var lower = min(offset, bytes.count)
@@ -101,32 +96,18 @@ public enum ConsoleMatcher {
         while upper < bytes.count, bytes[upper] != UInt8(ascii: "\n") { upper += 1 }
         return String(decoding: bytes[lower..<upper], as: UTF8.self).trimmingCharacters(in: CharacterSet(charactersIn: "\r"))
     }
-
-    /// Where a rescan must restart after `scanned` bytes were already searched
-    /// without a match: the start of the last incomplete line, and far enough
-    /// back to catch a literal pattern that straddles the boundary.
-    static func rescanStart(bytes: [UInt8], cursor: Int, scanned: Int, patterns: [ConsolePattern]) -> Int {
-        guard scanned > cursor else { return cursor }
-        var lineStart = min(scanned, bytes.count)
-        while lineStart > cursor, bytes[lineStart - 1] != UInt8(ascii: "\n") { lineStart -= 1 }
-        let longest = patterns.reduce(0) { longest, pattern in
-            if case .text(let text) = pattern { return max(longest, text.utf8.count) }
-            return longest
-        }
-        return max(cursor, min(lineStart, scanned - longest))
-    }
 }
 
 /// A console pattern ready to search with: a regular expression is compiled
 /// once, not on every search. Immutable, so it may be shared between threads.
-final class CompiledPattern: @unchecked Sendable {
-    let pattern: ConsolePattern
+package final class CompiledPattern: @unchecked Sendable {
+    package let pattern: ConsolePattern
     private let needle: [UInt8]
     private let regex: Regex<AnyRegexOutput>?
     /// The compile error of a bad regular expression, thrown when it is used.
     private let compileError: (any Error)?
 
-    init(_ pattern: ConsolePattern) {
+    package init(_ pattern: ConsolePattern) {
         self.pattern = pattern
         switch pattern {
         case .text(let text):
@@ -146,7 +127,7 @@ final class CompiledPattern: @unchecked Sendable {
     }
 
     /// Byte range of the first occurrence in `bytes`, relative to its start.
-    func locate(in bytes: ArraySlice<UInt8>) throws -> (Int, Int)? {
+    package func locate(in bytes: ArraySlice<UInt8>) throws -> (Int, Int)? {
         if let compileError { throw compileError }
         guard let regex else {
             guard !needle.isEmpty else { return (0, 0) }
@@ -171,7 +152,7 @@ final class CompiledPattern: @unchecked Sendable {
     }
 
     /// Whether the pattern occurs in `line`.
-    func matches(_ line: String) -> Bool {
+    package func matches(_ line: String) -> Bool {
         (try? locate(in: Array(line.utf8)[...])) ?? nil != nil
     }
 }
@@ -201,7 +182,7 @@ public final class ConsoleLog: Sendable {
     /// A line longer than this reaches line handlers in pieces of this size.
     public let maxLineBytes: Int
     private let state = Mutex(State())
-    let notifier = ChangeNotifier()
+    package let notifier = ChangeNotifier()
     private let lineHandlers = Mutex<[@Sendable (String, Int, ContinuousClock.Instant) -> Void]>([])
 
     /// Default: 4 MiB retained, or `$NODEOS_CONSOLE_RETAIN_BYTES`.
@@ -262,7 +243,7 @@ public final class ConsoleLog: Sendable {
     }
 
     /// Re-opens the log after a restart.
-    func reopen() {
+    package func reopen() {
         state.withLock { $0.closed = nil }
     }
 

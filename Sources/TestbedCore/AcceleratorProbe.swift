@@ -18,7 +18,7 @@ public struct AcceleratorHost: Sendable, Codable, Hashable, CustomStringConverti
     public var description: String { "\(host) (kernel \(kernel), QEMU \(qemu))" }
 
     /// This machine's name and kernel release, from `uname`.
-    static var local: (host: String, kernel: String) {
+    package static var local: (host: String, kernel: String) {
         var name = utsname()
         uname(&name)
         let host = withUnsafeBytes(of: name.nodename) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }

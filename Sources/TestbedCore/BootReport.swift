@@ -49,6 +49,27 @@ public struct BootReport: Sendable, Equatable {
     /// when the caller measured it (the CLI does).
     public var processToHostStartMs: Double?
 
+    public init(
+        machine: String, phases: [(name: String, milliseconds: Double)], guestPhases: [(name: String, milliseconds: Double)],
+        memory: MemoryReport?, accelerator: Accelerator, imageHash: String, kernelVersion: String, nodeVersion: String,
+        bootID: String?, libvirtURI: String, startedAt: String, artifacts: String, problems: [String], processToHostStartMs: Double? = nil
+    ) {
+        self.machine = machine
+        self.phases = phases
+        self.guestPhases = guestPhases
+        self.memory = memory
+        self.accelerator = accelerator
+        self.imageHash = imageHash
+        self.kernelVersion = kernelVersion
+        self.nodeVersion = nodeVersion
+        self.bootID = bootID
+        self.libvirtURI = libvirtURI
+        self.startedAt = startedAt
+        self.artifacts = artifacts
+        self.problems = problems
+        self.processToHostStartMs = processToHostStartMs
+    }
+
     public static func == (a: BootReport, b: BootReport) -> Bool {
         a.machine == b.machine && a.phases.elementsEqual(b.phases, by: { $0 == $1 })
             && a.guestPhases.elementsEqual(b.guestPhases, by: { $0 == $1 }) && a.memory == b.memory
