@@ -53,14 +53,11 @@ function machine(t) {
   fs.chmodSync(path.join(root, 'home'), 0o755);
   fs.chownSync(home, 1000, 1000);
   fs.writeFileSync(path.join(root, 'shadow'), 'root:secret\n', { mode: 0o600 });
-  const system = {
-    addon,
-    users: new Map([
-      ['root', { name: 'root', uid: 0, gid: 0, home: path.join(root, 'root') }],
-      ['alice', { name: 'alice', uid: 1000, gid: 1000, home }],
-    ]),
-  };
-  return { root, home, ops: makeOps({ system }) };
+  const users = new Map([
+    ['root', { name: 'root', uid: 0, gid: 0, home: path.join(root, 'root') }],
+    ['alice', { name: 'alice', uid: 1000, gid: 1000, home }],
+  ]);
+  return { root, home, ops: makeOps({ addon, users }) };
 }
 
 const b64 = (s) => Buffer.from(s).toString('base64');

@@ -2,7 +2,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { formatPhase, parsePhaseLine, handoverFromKmsg, PHASE_LINE } = require('../rootfs/lib/nodeos/phases');
-const { prefixToMask } = require('../rootfs/lib/nodeos/init');
+const { prefixToMask } = require('../rootfs/lib/nodeos/network');
 
 test('phase lines round-trip', () => {
   const line = formatPhase('homes', 530.1014);

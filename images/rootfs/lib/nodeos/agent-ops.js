@@ -21,16 +21,20 @@ function collect(stream, limit) {
   return () => ({ text: Buffer.concat(chunks).toString('utf8'), truncated });
 }
 
-function makeOps({ system }) {
+// What the operations may use of init: addon, the users map, account(message)
+// (who a request runs as), hello(), childProcess() (init's hooked
+// child_process), shutdown(how, reason), and afterReplies(then) (runs then
+// once the agent's answers are written).
+function makeOps({ addon, users, account: accountOf, hello, childProcess, shutdown, afterReplies }) {
   return {
     ping: async () => ({}),
 
-    hello: async () => system.hello(),
+    hello: async () => hello(),
 
     async exec(message) {
       const argv = field.required(message, 'argv', 'array');
       if (argv.length === 0 || !argv.every((a) => typeof a === 'string')) throw new RequestError('EINVAL', 'argv: expected a non-empty array of strings');
-      const account = system.account(message);
+      const account = accountOf(message);
       const env = { ...account.env, ...field.optional(message, 'env', 'object', {}) };
       const cwd = field.optional(message, 'cwd', 'string', account.home);
       const stdin = field.optional(message, 'stdin', 'string', '');
@@ -40,7 +44,7 @@ function makeOps({ system }) {
       return await new Promise((resolve, reject) => {
         // detached: a session of its own, so console keys never signal it
         // and a timeout can kill the whole process group.
-        const child = system.childProcess().spawn(argv[0], argv.slice(1), { cwd, env, uid: account.uid, gid: account.gid, detached: true, stdio: 'pipe' });
+        const child = childProcess().spawn(argv[0], argv.slice(1), { cwd, env, uid: account.uid, gid: account.gid, detached: true, stdio: 'pipe' });
         const out = collect(child.stdout, limit);
         const err = collect(child.stderr, limit);
         let timedOut = false;
@@ -61,13 +65,13 @@ function makeOps({ system }) {
 
     async readFile(message) {
       const file = field.required(message, 'path', 'string');
-      const { path: target, user } = fileOpener(file, field.optional(message, 'user', 'string'), system.users);
+      const { path: target, user } = fileOpener(file, field.optional(message, 'user', 'string'), users);
       if (!user) {
         const data = await fs.promises.readFile(target);
         const stat = await fs.promises.stat(target);
         return { data: data.toString('base64'), size: stat.size, mode: stat.mode & 0o7777, uid: stat.uid, gid: stat.gid };
       }
-      const fd = openAs(system.addon, target, user, fs.constants.O_RDONLY, 0);
+      const fd = openAs(addon, target, user, fs.constants.O_RDONLY, 0);
       try {
         const data = await fdCall(fs.readFile, fd);
         const stat = await fdCall(fs.fstat, fd);
@@ -84,7 +88,7 @@ function makeOps({ system }) {
       if (mode < 0 || mode > 0o7777) throw new RequestError('EINVAL', 'mode: expected a file mode from 0 to 0o7777');
       const uid = field.optional(message, 'uid', 'integer');
       const gid = field.optional(message, 'gid', 'integer');
-      const { path: target, user } = fileOpener(file, field.optional(message, 'user', 'string'), system.users);
+      const { path: target, user } = fileOpener(file, field.optional(message, 'user', 'string'), users);
       if (!user) {
         await fs.promises.writeFile(target, data, { mode });
         await fs.promises.chmod(target, mode);
@@ -92,7 +96,7 @@ function makeOps({ system }) {
         return { size: data.length };
       }
       const { O_WRONLY, O_CREAT, O_TRUNC } = fs.constants;
-      const fd = openAs(system.addon, target, user, O_WRONLY | O_CREAT | O_TRUNC, mode);
+      const fd = openAs(addon, target, user, O_WRONLY | O_CREAT | O_TRUNC, mode);
       try {
         await fdCall(fs.writeFile, fd, data);
         const stat = await fdCall(fs.fstat, fd);
@@ -117,13 +121,13 @@ function makeOps({ system }) {
 
     // The answer is queued when the handler returns; the machine goes down only
     // once it has been written, or the host would wait for it forever.
-    async shutdown() { setImmediate(() => system.afterAgentReplies(() => system.shutdown('poweroff', 'agent'))); return {}; },
-    async reboot() { setImmediate(() => system.afterAgentReplies(() => system.shutdown('restart', 'agent'))); return {}; },
+    async shutdown() { setImmediate(() => afterReplies(() => shutdown('poweroff', 'agent'))); return {}; },
+    async reboot() { setImmediate(() => afterReplies(() => shutdown('restart', 'agent'))); return {}; },
   };
 }
 
 // Who opens a file for readFile and writeFile: the user the request names;
-// else the owner of the home the path lies in (system.users: /root is root's,
+// else the owner of the home the path lies in (users: /root is root's,
 // /home/NAME NAME's); else nobody in particular, and root opens it as it
 // always has (protected_symlinks keeps it from following a user's link in a
 // sticky directory). With a user, no symbolic link is followed anywhere in
