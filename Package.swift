@@ -58,6 +58,8 @@ let package = Package(
             name: "Scenarios",
             dependencies: ["Testbed", "NpmRegistry", .product(name: "Yams", package: "Yams")]
         ),
+        // The CLI: `testbed boot`, `run`, `bench` (its folder's name cannot
+        // collide with the library's on a case-insensitive file system).
         .executableTarget(
             name: "testbed",
             dependencies: [
@@ -65,7 +67,8 @@ let package = Package(
                 "Scenarios",
                 "NpmRegistry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            path: "Sources/TestbedCLI"
         ),
         // Pure logic, no virtual machine: fast.
         .testTarget(
