@@ -143,8 +143,10 @@ struct AcceleratorDecisionTests {
     @Test("a start failure that does not blame KVM decides nothing for next time")
     func inconclusive() async {
         let store = verdicts()
-        let outcome = ProbeOutcome.startFailed("Cannot access storage file '/nope/vmlinux': No such file or directory")
-        #expect(outcome == .inconclusive("the probe could not start: Cannot access storage file '/nope/vmlinux': No such file or directory"))
+        // As the probe sees it: libvirt's operation (naming the probe's domain) and its message.
+        let message = "libvirt: starting domain 'accel-probe' failed: Cannot access storage file '/nope/vmlinux': No such file or directory (code 38 system-error, domain 10)"
+        let outcome = ProbeOutcome.startFailed(message)
+        #expect(outcome == .inconclusive("the probe could not start: " + message))
         let decision = await AcceleratorProbe.decide(host: host, kvmOffered: true, forced: nil, verdicts: store) { outcome }
         #expect(decision.accelerator == .tcg)
         #expect(store.verdict(for: host) == nil)

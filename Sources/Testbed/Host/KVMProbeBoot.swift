@@ -25,7 +25,8 @@ extension Testbed {
     /// Boots the image under KVM (no agent, no shell) and waits for init's
     /// first line or the kernel's `Run /sbin/init`.
     func probeBoot(_ image: NodeOSImage) async -> ProbeOutcome {
-        var spec = MachineSpec(name: "kvm-probe", image: image)
+        // Not named after KVM: a start failure is judged by whether its words blame KVM.
+        var spec = MachineSpec(name: "accel-probe", image: image)
         spec.accelerator = .kvm
         spec.memoryMiB = 256
         spec.network = false
@@ -34,6 +35,8 @@ extension Testbed {
         let machine: Machine
         do {
             machine = try await Machine.start(spec, in: self)
+        } catch let error as MachineError {
+            return .startFailed(error.message)
         } catch {
             return .startFailed("\(error)")
         }
