@@ -1,0 +1,80 @@
+import Foundation
+import NpmRegistry
+import Testbed
+
+/// `traffic`: where the guest's packets went, and what the registry served.
+enum TrafficStep: StepKind {
+    static let keys: [String: Set<String>] = ["traffic": ["machine", "name"]]
+    static let documentation = [
+        StepDocumentation(usage: "`traffic: {…}`",
+                          meaning: "`only: registry` (every packet the guest sent went to the registry; needs `capture: true`) or `only: none`; `tarballs: N` and `requests: N` (or `{at-least: N, at-most: M}`) count what the registry served since the previous `traffic` step"),
+    ]
+
+    static func parse(_ input: StepInput, _ reader: Reader) throws -> (action: Step.Action, described: String?) {
+        let value = input.value
+        let fields = try reader.mapping(value, allowed: ["only", "tarballs", "requests"])
+        var only: Step.TrafficScope?
+        if let o = fields["only"] {
+            let text = try reader.string(o)
+            guard let scope = Step.TrafficScope(rawValue: text) else { throw reader.error(o, "'registry' or 'none', not '\(text)'") }
+            if let machine = input.machine, let definition = input.definition, !definition.capture {
+                throw reader.error(o, "checking where traffic went needs 'capture: true' on machine '\(machine)'")
+            }
+            only = scope
+        }
+        let tarballs = try fields["tarballs"].map { try reader.countBound($0) }
+        let requests = try fields["requests"].map { try reader.countBound($0) }
+        guard only != nil || tarballs != nil || requests != nil else { throw reader.error(value, "say what to check: 'only', 'tarballs' or 'requests'") }
+        var parts: [String] = []
+        if let only { parts.append("only \(only.rawValue)") }
+        if let tarballs { parts.append("tarballs \(tarballs)") }
+        if let requests { parts.append("requests \(requests)") }
+        return (.traffic(only: only, tarballs: tarballs, requests: requests), "traffic: " + parts.joined(separator: ", "))
+    }
+
+    static func run(_ step: Step, in execution: Execution) async throws {
+        guard case .traffic(let only, let tarballs, let requests) = step.action else { Step.Action.mismatch("traffic", step.action) }
+        let state = try execution.state(step)
+        let machine = state.current
+        if let only {
+            guard let machine else { throw StepFailure(summary: "machine '\(state.definition.name)' has not booted yet") }
+            let pcap = machine.artifacts.appendingPathComponent("capture.pcap").path
+            let capture = try Capture(contentsOf: pcap)
+            let guestAddress = "10.0.2.15"
+            var destinations: [String: Int] = [:]
+            for packet in capture.packets {
+                let bytes = packet.bytes
+                guard let destination = packet.ipv4Destination, bytes.count >= 30 else { continue }
+                let source = bytes[26..<30].map(String.init).joined(separator: ".")
+                guard source == guestAddress else { continue }
+                let key = packet.tcpDestinationPort.map { "\(destination):\($0)" } ?? "\(destination) (not TCP)"
+                destinations[key, default: 0] += 1
+            }
+            let allowed: Set<String> = switch only {
+            case .registry: execution.registry.map { ["\(Registry.guestGatewayHost):\($0.port)"] } ?? []
+            case .none: []
+            }
+            let unexpected = destinations.keys.filter { !allowed.contains($0) }.sorted()
+            if !unexpected.isEmpty {
+                throw StepFailure(summary: "the machine sent traffic \(only == .none ? "although it should send none" : "to more than the registry (\(allowed.sorted().joined()))"): "
+                                      + unexpected.map { "\($0) (\(destinations[$0]!) packets)" }.joined(separator: ", "),
+                                  details: "capture: \(pcap)", machine: machine)
+            }
+        }
+        if tarballs != nil || requests != nil {
+            guard let registry = execution.registry else { throw StepFailure(summary: "the scenario has no registry", kind: .error) }
+            let all = registry.requests
+            let recent = Array(all.dropFirst(min(execution.requestMark, all.count)))
+            execution.requestMark = all.count
+            let tarballCount = recent.filter(\.isTarball).count
+            if let tarballs, !tarballs.check(tarballCount) {
+                throw StepFailure(summary: "\(tarballCount) tarball\(tarballCount == 1 ? " was" : "s were") fetched from the registry since the last traffic check, expected \(tarballs)",
+                                  details: recent.filter(\.isTarball).map(\.description).joined(separator: "\n"), machine: machine)
+            }
+            if let requests, !requests.check(recent.count) {
+                throw StepFailure(summary: "the registry got \(recent.count) request\(recent.count == 1 ? "" : "s") since the last traffic check, expected \(requests)",
+                                  details: recent.map(\.description).joined(separator: "\n"), machine: machine)
+            }
+        }
+    }
+}
