@@ -82,10 +82,8 @@ final class TestbedProcess: @unchecked Sendable {  // Process is not Sendable; o
 
     /// QEMU processes of this run's embedded driver for the domain `machine`.
     func qemu(of machine: String) -> [Int32] {
-        EmbedRoot.processes(mentioning: embedRoot + "/").filter { pid in
-            let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline").map { String(decoding: $0, as: UTF8.self) } ?? ""
-            return cmdline.contains("guest=\(machine),") || cmdline.contains("guest=\(machine)\u{0}")
-        }
+        let named = Set(EmbedRoot.processes(mentioning: "guest=\(machine),"))
+        return EmbedRoot.processes(mentioning: embedRoot + "/").filter(named.contains)
     }
 
     /// Whether the agent transcript of `machine` under `artifacts` holds a request containing `text`.

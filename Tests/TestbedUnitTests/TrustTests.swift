@@ -308,3 +308,19 @@ struct EmbedFolderTests {
         #expect(lstat(older, &info) == 0 && info.st_mode & 0o7777 == 0o700)
     }
 }
+
+@Suite("Compiled checks")
+struct CompiledCheckTests {
+    @Test("each default check fires on its sign and only from its source, literal and regex alike")
+    func firing() {
+        let checks = CompiledChecks(ConsoleCheck.defaults)
+        #expect(checks.firing(on: "[ 2.1] Kernel panic - not syncing: x", from: .kernel) == ["kernel-panic"])
+        #expect(checks.firing(on: "[ 3.0] WARNING: CPU: 0 PID: 1 at x", from: .kernel) == ["kernel-warning"])
+        #expect(checks.firing(on: "node invoked oom-killer: gfp_mask=0x0", from: .kernel) == ["oom-killer"])
+        #expect(checks.firing(on: "nodeos: error init: uncaught exception: x", from: .initLines) == ["init-uncaught-exception"])
+        #expect(checks.firing(on: "nodeos: error init: uncaught exception: x", from: .kernel).isEmpty)
+        #expect(checks.firing(on: "nodeos: ready 541.002ms boot=3f0c", from: .kernel).isEmpty)
+        #expect(checks.firing(on: "nodeos: ready 541.002ms boot=3f0c", from: .initLines).isEmpty)
+        #expect(CompiledChecks([ConsoleCheck(name: "bad", pattern: .regex("("))]).firing(on: "(", from: .kernel).isEmpty)
+    }
+}

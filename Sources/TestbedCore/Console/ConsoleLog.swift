@@ -151,9 +151,13 @@ package final class CompiledPattern: @unchecked Sendable {
         return (lower, upper)
     }
 
-    /// Whether the pattern occurs in `line`.
+    /// Whether the pattern occurs in `line`. Every console line goes
+    /// through each check, so the line is searched as it comes: a regular
+    /// expression on the string, a literal on its UTF-8 view, with no copy.
     package func matches(_ line: String) -> Bool {
-        (try? locate(in: Array(line.utf8)[...])) ?? nil != nil
+        guard compileError == nil else { return false }
+        if let regex { return (try? regex.firstMatch(in: line)) ?? nil != nil }
+        return needle.isEmpty || line.utf8.firstRange(of: needle) != nil
     }
 }
 
