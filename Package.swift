@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "TestbedTesting", targets: ["TestbedTesting"]),
         .library(name: "NpmRegistry", targets: ["NpmRegistry"]),
         .library(name: "Scenarios", targets: ["Scenarios"]),
+        .library(name: "TestbedBench", targets: ["TestbedBench"]),
         .executable(name: "testbed", targets: ["testbed"]),
     ],
     dependencies: [
@@ -37,22 +38,28 @@ let package = Package(
         ),
         // Pure logic shared by the harness and the registry: no C, no libvirt.
         .target(name: "TestbedCore"),
+        // The one way host programs are started: posix_spawn, a process group
+        // of their own, deadlines that kill the group. Foundation only.
+        .target(name: "HostProcess"),
         // The thin, safe Swift layer over libvirt's C API.
         .target(name: "Libvirt", dependencies: ["CLibvirt"]),
         // The harness: specs, machines, console, agent, reports, artifacts.
-        .target(name: "Testbed", dependencies: ["TestbedCore", "Libvirt", "CPcap"]),
+        .target(name: "Testbed", dependencies: ["TestbedCore", "HostProcess", "Libvirt", "CPcap"]),
         // Swift Testing support: `withMachine { machine in ... }`.
-        .target(name: "TestbedTesting", dependencies: ["Testbed"]),
+        .target(name: "TestbedTesting", dependencies: ["Testbed", "HostProcess"]),
         // The npm registry the testbed serves to guests (and to the host's npm).
         .target(
             name: "NpmRegistry",
             dependencies: [
                 "TestbedCore",
+                "HostProcess",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Boot and npm benchmarks, their history and regression verdicts: `testbed bench`.
+        .target(name: "TestbedBench", dependencies: ["Testbed", "NpmRegistry"]),
         // Scenario files (YAML) and their runner: what `testbed run` executes.
         .target(
             name: "Scenarios",
@@ -64,6 +71,7 @@ let package = Package(
             name: "testbed",
             dependencies: [
                 "Testbed",
+                "TestbedBench",
                 "Scenarios",
                 "NpmRegistry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -73,26 +81,26 @@ let package = Package(
         // Pure logic, no virtual machine: fast.
         .testTarget(
             name: "TestbedUnitTests",
-            dependencies: ["Testbed", "TestbedCore", "Libvirt"],
+            dependencies: ["Testbed", "TestbedCore", "TestbedBench", "HostProcess", "Libvirt"],
             resources: [.copy("Golden")]
         ),
         // The registry against the host's real npm client: no virtual machine.
-        .testTarget(name: "RegistryTests", dependencies: ["NpmRegistry", "TestbedCore", "TestbedTesting"]),
+        .testTarget(name: "RegistryTests", dependencies: ["NpmRegistry", "TestbedCore", "TestbedTesting", "HostProcess"]),
         // Scenario parsing, validation and reports (no VM); the CLI end to end (boots).
         .testTarget(
             name: "ScenarioTests",
-            dependencies: ["Scenarios", "Testbed", "TestbedTesting"]
+            dependencies: ["Scenarios", "Testbed", "TestbedTesting", "HostProcess"]
         ),
         // Real machines (slow): skipped until `make image` has run, unless CI=true.
         .testTarget(
             name: "TestbedIntegrationTests",
-            dependencies: ["Testbed", "TestbedTesting", "NpmRegistry"]
+            dependencies: ["Testbed", "TestbedTesting", "NpmRegistry", "HostProcess"]
         ),
         // `make reliability`: injected faults, fuzzing and the soak, with a ledger.
         .testTarget(
             name: "ReliabilityTests",
             dependencies: [
-                "Testbed", "TestbedTesting", "NpmRegistry", "Scenarios",
+                "Testbed", "TestbedTesting", "NpmRegistry", "Scenarios", "HostProcess",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             exclude: ["Fixtures"]

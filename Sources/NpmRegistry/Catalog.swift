@@ -8,6 +8,7 @@
 // Pure data: packuments are built per request for the host the client used.
 
 import Foundation
+import HostProcess
 import TestbedCore
 
 /// One published version: its manifest, its tarball and the tarball's digests.
@@ -188,21 +189,16 @@ public struct Catalog: Sendable {
     }
 
     private static func runTar(_ arguments: [String], for url: URL) throws -> Data {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["tar"] + arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        do { try process.run() } catch {
+        let result: Subprocess.Result
+        do {
+            result = try Subprocess("tar", arguments, standardError: .discard, timeout: .seconds(120)).run()
+        } catch {
             throw RegistryError.unreadable(path: url.path, reason: "cannot run tar: \(error)")
         }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw RegistryError.unreadable(path: url.path, reason: "tar \(arguments[0]) exited \(process.terminationStatus)")
+        guard result.status == 0, !result.timedOut else {
+            throw RegistryError.unreadable(path: url.path, reason: "tar \(arguments[0]) exited \(result.status)")
         }
-        return data
+        return result.stdout
     }
 
     // MARK: Documents

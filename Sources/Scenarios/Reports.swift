@@ -21,11 +21,7 @@ public enum RunReport {
             xml += #"    <testcase name="\#(escape(result.name))" classname="\#(escape(classname))" file="\#(escape(result.file))" time="\#(seconds(result.seconds))">"# + "\n"
             if let failure = result.failure {
                 let element = failure.kind == .error ? "error" : "failure"
-                var body = failure.message
-                if !failure.consoleTail.isEmpty {
-                    body += "\n--- last \(failure.consoleTail.count) console lines ---\n" + failure.consoleTail.joined(separator: "\n")
-                }
-                if let artifacts = failure.artifacts { body += "\n--- artifacts: \(artifacts)" }
+                let body = failure.message + ConsoleLog.failureBlocks(consoleTail: failure.consoleTail, artifacts: failure.artifacts)
                 xml += #"      <\#(element) message="\#(escape(failure.summary))" type="\#(element == "error" ? "TestbedError" : "StepFailed")">\#(escape(body))</\#(element)>"# + "\n"
             }
             var out = result.steps.map { step in

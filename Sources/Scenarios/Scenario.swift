@@ -78,10 +78,10 @@ public struct Scenario: Sendable {
         var peak = 0
         for step in steps {
             guard let machine = step.machine else { continue }
-            switch step.action {
-            case .boot: running.insert(machine)
-            case .shutdown, .crash: running.remove(machine)
-            default: break
+            switch step.action.machineEffect {
+            case .starts: running.insert(machine)
+            case .stops: running.remove(machine)
+            case .none: break
             }
             peak = max(peak, running.count)
         }
@@ -138,6 +138,18 @@ public struct MachineDefinition: Sendable {
     public var allowedGuestErrors: [String] = []
     /// Default console checks switched off by name (see ``ConsoleCheck``).
     public var ignoredChecks: [String] = []
+
+    /// A guest port led to a host port (0: any free one) through the tunnel.
+    public struct Forward: Sendable, Equatable {
+        public var guestPort: Int
+        public var hostPort: Int
+    }
+
+    /// What init runs at boot (the boot configuration's `services`).
+    public var services: [BootConfig.Service] = []
+    public var forwards: [Forward] = []
+    /// Whether the machine gets the tunnel's channel: it forwards ports, or a step talks to one.
+    public var tunnel = false
 }
 
 /// Compares text a command printed or a file holds.
@@ -211,26 +223,6 @@ public struct Step: Sendable {
         }
     }
 
-    public enum Action: Sendable {
-        case boot(waitForAgent: Bool)
-        case expect(success: [ConsolePattern], failure: [ConsolePattern])
-        case send(String)
-        case exec(ExecMode, command: String, user: String?, status: Int?, stdout: [OutputMatcher], stderr: [OutputMatcher])
-        case waitUntilSucceeds(command: String, user: String?, stdout: [OutputMatcher])
-        case reboot
-        case shutdown
-        case crash
-        case install(packages: [String], user: String)
-        case file(user: String, path: String, side: FileSide, exists: Bool, matchers: [OutputMatcher])
-        case bootPhases([(phase: String, ceiling: Duration)])
-        case memory([(metric: MemoryMetric, ceilingKiB: UInt64)])
-        case traffic(only: TrafficScope?, tarballs: CountBound?, requests: CountBound?)
-        case sleep(Duration)
-        /// The user's home volume passes `e2fsck -fn` on the host; with
-        /// `needsRecovery` set, whether its journal still needs replaying.
-        case fsck(user: String, needsRecovery: Bool?)
-    }
-
     /// 1-based position in the scenario.
     public var index: Int
     public var location: SourceLocation
@@ -239,28 +231,11 @@ public struct Step: Sendable {
     public var timeout: Duration?
     /// What the step is called in reports: its `name:`, else a description.
     public var label: String
-    public var action: Action
+    /// What it does: a value of its kind (``ExecStep``, ``BootStep``, …).
+    var action: any StepKind
 
     /// The step's keyword, e.g. `succeed`.
-    public var keyword: String {
-        switch action {
-        case .boot: "boot"
-        case .expect: "expect"
-        case .send: "send"
-        case .exec(let mode, _, _, _, _, _): mode.rawValue
-        case .waitUntilSucceeds: "wait-until-succeeds"
-        case .reboot: "reboot"
-        case .shutdown: "shutdown"
-        case .crash: "crash"
-        case .install: "install"
-        case .file: "file"
-        case .bootPhases: "boot-phases"
-        case .memory: "memory"
-        case .traffic: "traffic"
-        case .sleep: "sleep"
-        case .fsck: "fsck"
-        }
-    }
+    public var keyword: String { action.keyword }
 }
 
 extension Duration {

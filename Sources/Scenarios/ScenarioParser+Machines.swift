@@ -11,7 +11,7 @@ extension Reader {
             keys = [:] // `web:` alone: every default.
         } else {
             keys = try mapping(field, allowed: ["image", "memory", "vcpus", "hostname", "kernel-parameters", "network", "capture",
-                                                "users", "homes", "allowed-guest-errors", "ignore-checks"])
+                                                "users", "homes", "allowed-guest-errors", "ignore-checks", "services", "forward"])
         }
         var image: URL
         if let value = keys["image"] {
@@ -106,6 +106,11 @@ extension Reader {
                 definition.homes.append(.init(user: user, uid: uid, sizeMiB: sizeMiB, files: files))
             }
         }
+        if let value = keys["services"] {
+            let users = Set(definition.users.map(\.name) + definition.homes.map(\.user) + ["root"])
+            definition.services = try services(value, users: users)
+        }
+        if let value = keys["forward"] { definition.forwards = try forwards(value) }
         return definition
     }
 

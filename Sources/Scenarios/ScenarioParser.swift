@@ -164,16 +164,13 @@ struct Reader {
         for (offset, node) in sequence.enumerated() {
             steps.append(try step(Field(node: node, path: stepsField.item(offset + 1)), index: offset + 1, machines: machines))
         }
+        for step in steps where step.action.needsTunnel {
+            if let index = machines.firstIndex(where: { $0.name == step.machine }) { machines[index].tunnel = true }
+        }
 
         // The registry: wanted when a machine installs packages or a step installs or counts requests.
         var registry: URL?
-        let needsRegistry = machines.contains { $0.users.contains { !$0.packages.isEmpty } } || steps.contains {
-            switch $0.action {
-            case .install: true
-            case .traffic(let only, let tarballs, let requests): only == .registry || tarballs != nil || requests != nil
-            default: false
-            }
-        } || keys["registry"] != nil || usesRuntimeVariable(yaml, "registry")
+        let needsRegistry = machines.contains { $0.users.contains { !$0.packages.isEmpty } } || steps.contains { $0.action.needsRegistry } || keys["registry"] != nil || usesRuntimeVariable(yaml, "registry")
         if needsRegistry {
             let folder: URL
             if let value = keys["registry"] {

@@ -59,4 +59,16 @@ public struct ScenarioResult: Sendable {
     public var kept: [KeptMachine] = []
 
     public var passed: Bool { status == .passed }
+
+    /// A scenario that could not start (no machine slots in time): failed
+    /// as the testbed's error, every step skipped.
+    static func notRun(_ scenario: Scenario, on uri: String, because reason: String) -> ScenarioResult {
+        let steps = scenario.steps.map {
+            StepResult(index: $0.index, label: $0.label, keyword: $0.keyword, machine: $0.machine, location: $0.location,
+                       status: .skipped, startedAfter: 0, seconds: 0, message: nil)
+        }
+        return ScenarioResult(name: scenario.name, file: scenario.file, status: .failed, seconds: 0, startedAt: Date(), steps: steps,
+                              failure: ScenarioFailure(kind: .error, step: nil, summary: "not run: \(reason)", message: reason, consoleTail: [], artifacts: nil),
+                              bootReports: [], artifacts: "", libvirtURI: uri)
+    }
 }

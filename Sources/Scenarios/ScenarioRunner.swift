@@ -13,7 +13,7 @@ public enum RunEvent: Sendable {
 
 /// How to run scenarios.
 public struct RunOptions: Sendable {
-    /// Scenarios at once (bounded by ``MachineLimiter``'s machine bound).
+    /// Scenarios at once (bounded by ``Slots/machines``'s machine bound).
     public var parallel: Int = 1
     /// Leave the failing machine running (see ``ScenarioResult/kept``).
     public var keepOnFailure = false
@@ -41,8 +41,12 @@ public enum ScenarioRunner {
     /// worker `i` uses testbed `i % count`, so scenarios spread over the hosts.
     public static func run(_ scenarios: [Scenario], on testbeds: [Testbed], options: RunOptions) async -> [ScenarioResult] {
         precondition(!testbeds.isEmpty, "run scenarios on at least one testbed")
-        let bound = await MachineLimiter.shared.limit
-        let budget = MachineBudget(capacity: bound)
+        let bound = Slots.machines.limit
+        // Machines a scenario may hold at once, so parallel scenarios never
+        // wait on each other's second machine. At worst the scenarios run one
+        // after another, each within its own watchdog.
+        let budget = Slots(limit: bound)
+        let longestQueue = scenarios.reduce(Duration.zero) { $0 + $1.longestRun }
         let queue = WorkQueue(count: scenarios.count)
         let workers = max(1, min(options.parallel, bound * testbeds.count, scenarios.count))
         let collected = await withTaskGroup(of: [(Int, ScenarioResult)].self) { group in
@@ -53,9 +57,14 @@ public enum ScenarioRunner {
                     while let index = await queue.next() {
                         let scenario = scenarios[index]
                         let need = min(max(1, scenario.machines.count), bound)
-                        await budget.acquire(need)
-                        let result = await run(scenario, on: testbed, options: options)
-                        await budget.release(need)
+                        let result: ScenarioResult
+                        do {
+                            result = try await budget.withSlots(need, timeout: longestQueue, what: "waiting for \(need) machine slot(s) for \(scenario.name)") {
+                                await run(scenario, on: testbed, options: options)
+                            }
+                        } catch {
+                            result = ScenarioResult.notRun(scenario, on: testbed.uri, because: "\(error)")
+                        }
                         mine.append((index, result))
                     }
                     return mine
@@ -75,30 +84,6 @@ public enum ScenarioRunner {
         let result = await execution.run()
         options.onEvent(.scenarioFinished(result))
         return result
-    }
-}
-
-/// Machines a scenario may hold at once, so parallel scenarios never wait on
-/// each other's second machine.
-actor MachineBudget {
-    let capacity: Int
-    private var used = 0
-    private var waiters: [CheckedContinuation<Void, Never>] = []
-
-    init(capacity: Int) { self.capacity = max(1, capacity) }
-
-    func acquire(_ n: Int) async {
-        while used + n > capacity && used > 0 {
-            await withCheckedContinuation { waiters.append($0) }
-        }
-        used += n
-    }
-
-    func release(_ n: Int) {
-        used = max(0, used - n)
-        let all = waiters
-        waiters = []
-        for waiter in all { waiter.resume() }
     }
 }
 
@@ -124,12 +109,14 @@ struct StepFailure: Error {
 /// One scenario's run. Used by one task at a time: the scenario's own, or
 /// the child task a deadline wraps a step in while that task waits.
 final class Execution: @unchecked Sendable {
-    final class MachineState {
+    final class MachineRecord {
         let definition: MachineDefinition
         var spec: MachineSpec?
         var homes: [String: HomeVolume] = [:]
         var current: Machine?
         var boots = 0
+        /// The current boot's forwarded ports, by guest port.
+        var forwards: [Int: PortForward] = [:]
         init(definition: MachineDefinition) { self.definition = definition }
     }
 
@@ -138,7 +125,7 @@ final class Execution: @unchecked Sendable {
     let options: RunOptions
     let folder: URL
     var registry: Registry?
-    var states: [String: MachineState] = [:]
+    var states: [String: MachineRecord] = [:]
     /// Every machine started, in boot order.
     var booted: [Machine] = []
     var lastMemory: [String: MemoryReport] = [:]
@@ -153,7 +140,7 @@ final class Execution: @unchecked Sendable {
         self.options = options
         folder = testbed.artifacts.root.appendingPathComponent(scenario.slug)
         start = clock.now
-        for definition in scenario.machines { states[definition.name] = MachineState(definition: definition) }
+        for definition in scenario.machines { states[definition.name] = MachineRecord(definition: definition) }
     }
 
     func elapsed(since instant: ContinuousClock.Instant) -> Double { (clock.now - instant).milliseconds / 1000 }
@@ -251,6 +238,7 @@ final class Execution: @unchecked Sendable {
     /// How long past a step's own `timeout` the watchdog waits; and without one, in all.
     static let watchdogGrace: Duration = .seconds(60)
     static let watchdogDefault: Duration = .seconds(1200)
+    /// How long the machines' teardown may take at the end of a scenario.
     static let teardownLimit: Duration = .seconds(90)
 
     func convert(_ error: any Error) -> StepFailure {
@@ -271,7 +259,7 @@ final class Execution: @unchecked Sendable {
     // MARK: Setting up
 
     func prepare() async throws {
-        if let problem = scenario.slotProblem(slots: await MachineLimiter.shared.limit) {
+        if let problem = scenario.slotProblem(slots: Slots.machines.limit) {
             throw StepFailure(summary: problem, kind: .error)
         }
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -287,6 +275,8 @@ final class Execution: @unchecked Sendable {
             spec.kernelParameters = definition.kernelParameters
             spec.network = definition.network
             spec.capture = definition.capture
+            spec.tunnel = definition.tunnel || !definition.services.isEmpty || !definition.forwards.isEmpty
+            spec.serviceNames = definition.services.map(\.name)
             spec.allowedGuestErrors = Set(definition.allowedGuestErrors)
             spec.checks.removeAll { definition.ignoredChecks.contains($0.name) }
             let volumes = folder.appendingPathComponent("volumes-\(definition.name)")
@@ -311,7 +301,8 @@ final class Execution: @unchecked Sendable {
             for home in definition.homes where config.users[home.user] == nil && home.user != "root" {
                 config.users[home.user] = .init(uid: home.uid)
             }
-            if config.hostname != nil || config.registry != nil || !config.users.isEmpty {
+            if !definition.services.isEmpty { config.services = definition.services }
+            if config.hostname != nil || config.registry != nil || !config.users.isEmpty || config.services != nil {
                 try spec.configure(config, in: volumes)
             }
             state.spec = spec
@@ -325,7 +316,7 @@ final class Execution: @unchecked Sendable {
         return text.replacingOccurrences(of: "${registry}", with: registry.guestURL.absoluteString)
     }
 
-    func state(_ step: Step) throws -> MachineState {
+    func state(_ step: Step) throws -> MachineRecord {
         guard let name = step.machine, let state = states[name] else { throw StepFailure(summary: "the step names no machine", kind: .error) }
         return state
     }
@@ -343,7 +334,7 @@ final class Execution: @unchecked Sendable {
 
     /// Each step kind runs its own steps (see ``StepRegistry``).
     func perform(_ step: Step) async throws {
-        try await StepRegistry.kind(of: step).run(step, in: self)
+        try await step.action.run(step, in: self)
     }
 
     func check(_ matchers: [OutputMatcher], _ text: String, _ what: String, _ machine: Machine, _ output: String) throws {
@@ -380,4 +371,13 @@ func abandoning<T: Sendable>(after limit: Duration, _ body: @escaping @Sendable 
 final class Once: Sendable {
     private let done = Mutex(false)
     func claim() -> Bool { done.withLock { done in defer { done = true }; return !done } }
+}
+
+extension Scenario {
+    /// The longest a run of it can take: its timeout, else every step's
+    /// watchdog; teardown included.
+    var longestRun: Duration {
+        let steps = self.steps.reduce(Duration.zero) { $0 + ($1.timeout.map { $0 + Execution.watchdogGrace } ?? Execution.watchdogDefault) }
+        return (timeout.map { min($0, steps) } ?? steps) + Execution.teardownLimit * max(1, machines.count)
+    }
 }

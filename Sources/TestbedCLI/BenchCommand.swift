@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Testbed
+import TestbedBench
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

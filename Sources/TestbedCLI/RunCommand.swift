@@ -62,7 +62,7 @@ struct RunScenarios: AsyncParsableCommand {
         let scenarios = loadScenarios()
         guard let scenarios else { throw ExitCode(2) }
         // Bad input too, and found before anything boots: a scenario that needs more machines at once than may run.
-        let slots = await MachineLimiter.shared.limit
+        let slots = Slots.machines.limit
         let unfit = scenarios.compactMap { $0.slotProblem(slots: slots) }
         if !unfit.isEmpty {
             for problem in unfit { printError("testbed: \(problem)") }
@@ -80,7 +80,7 @@ struct RunScenarios: AsyncParsableCommand {
             printError("testbed: cannot open the testbed: \(error)")
             throw ExitCode(2)
         }
-        let limit = await MachineLimiter.shared.limit
+        let limit = Slots.machines.limit
         if parallel > limit {
             printError("testbed: --parallel \(parallel) is over the machine bound (\(limit)); running \(limit) at once")
         }
@@ -180,35 +180,12 @@ struct RunScenarios: AsyncParsableCommand {
         }
         if isatty(STDIN_FILENO) == 1, let first = kept.first {
             printError("testbed: attaching the console of '\(first.domain)' here; Ctrl-] detaches and destroys it.")
-            await attach(first.machine)
+            await attachConsole(first.machine, replayingLast: 2000)
         } else {
             printError("testbed: press Ctrl-C (or send SIGTERM to \(getpid())) to destroy the machine and exit.")
             while true { try? await Task.sleep(for: .seconds(3600)) }
         }
         for machine in kept { await machine.machine.finish(destroy: true) }
-    }
-
-    func attach(_ machine: Machine) async {
-        let terminal = RawTerminal()
-        terminal.enable()
-        let log = machine.console.log
-        let start = log.count
-        let output = Task {
-            var offset = max(0, start - 2000)
-            while let chunk = await log.read(from: offset) {
-                offset += chunk.count
-                FileHandle.standardOutput.write(Data(chunk))
-            }
-        }
-        for await chunk in StdinReader().chunks() {
-            if let detach = chunk.firstIndex(of: 0x1d) {
-                if detach > 0 { try? await machine.console.send(Array(chunk[..<detach])) }
-                break
-            }
-            do { try await machine.console.send(chunk) } catch { break }
-        }
-        terminal.restore()
-        output.cancel()
     }
 }
 
@@ -239,10 +216,7 @@ final class Progress: Sendable {
             } else {
                 var text = String(format: "✘ %@ FAILED in %.1f s: ", result.name, result.seconds) + (result.failure?.summary ?? "")
                 if let failure = result.failure {
-                    if !failure.consoleTail.isEmpty {
-                        text += "\n    --- last \(failure.consoleTail.count) console lines ---\n    " + failure.consoleTail.joined(separator: "\n    ")
-                    }
-                    if let artifacts = failure.artifacts { text += "\n    --- artifacts: \(artifacts)" }
+                    text += ConsoleLog.failureBlocks(consoleTail: failure.consoleTail, artifacts: failure.artifacts, indent: "    ")
                 }
                 printError(text)
             }

@@ -129,99 +129,27 @@ struct Boot: AsyncParsableCommand {
     }
 
     private func bootReport(_ spec: MachineSpec, _ testbed: Testbed) async throws {
-        let machine = try await Machine.start(spec, in: testbed)
-        do {
-            try await machine.waitForAgent(timeout: timeout.map { .milliseconds(Int64($0 * 1000)) })
-            let memory = try await machine.memory()
-            let report = await machine.bootReport(memory: memory)
+        let report = try await Machine.with(spec, in: testbed, agentTimeout: timeout.map { .milliseconds(Int64($0 * 1000)) }) { machine in
+            let report = await machine.bootReport(memory: try await machine.memory())
             try await machine.shutdown()
-            print(report.json)
-        } catch {
-            await machine.finish(destroy: true)
-            throw error
+            return report
         }
+        print(report.json)
     }
 
     private func interactive(_ spec: MachineSpec, _ testbed: Testbed) async throws {
-        let machine = try await Machine.start(spec, in: testbed)
-        let terminal = RawTerminal()
-        FileHandle.standardError.write(Data("testbed: console of '\(machine.name)' attached; Ctrl-] detaches and shuts the machine down\r\n".utf8))
-        terminal.enable()
-        Testbed.onExit { terminal.restore() }
-        let log = machine.console.log
-        let output = Task {
-            var offset = 0
-            while let chunk = await log.read(from: offset) {
-                offset += chunk.count
-                FileHandle.standardOutput.write(Data(chunk))
-            }
-        }
-        let input = StdinReader()
-        for await chunk in input.chunks() {
-            if let detach = chunk.firstIndex(of: 0x1d) { // Ctrl-]
-                if detach > 0 { try? await machine.console.send(Array(chunk[..<detach])) }
-                break
-            }
-            do { try await machine.console.send(chunk) } catch { break }
-            if await machine.isStopped { break }
-        }
-        terminal.restore()
-        FileHandle.standardError.write(Data("\ntestbed: detached; shutting '\(machine.name)' down\n".utf8))
-        if await machine.isStopped {
-            await machine.finish(destroy: true)
-        } else {
-            do {
-                try await machine.shutdown(timeout: machine.deadlines.shutdown)
-            } catch {
-                FileHandle.standardError.write(Data("testbed: clean shutdown failed, destroying: \(error)\n".utf8))
-                await machine.crash()
-            }
-        }
-        output.cancel()
-        FileHandle.standardError.write(Data("testbed: artifacts in \(machine.artifacts.path)\n".utf8))
-    }
-}
-
-/// Puts the terminal in raw mode (no echo, no line editing, no signals) and back.
-/// `restore()` may run from the signal handler's thread, hence the lock.
-final class RawTerminal: @unchecked Sendable {
-    private let lock = NSLock()
-    private var saved = termios()
-    private var active = false
-
-    func enable() {
-        lock.lock()
-        defer { lock.unlock() }
-        guard isatty(STDIN_FILENO) == 1, tcgetattr(STDIN_FILENO, &saved) == 0 else { return }
-        var raw = saved
-        cfmakeraw(&raw)
-        raw.c_oflag |= tcflag_t(OPOST | ONLCR)
-        if tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0 { active = true }
-    }
-
-    func restore() {
-        lock.lock()
-        defer { lock.unlock() }
-        guard active else { return }
-        _ = tcsetattr(STDIN_FILENO, TCSANOW, &saved)
-        active = false
-    }
-}
-
-/// Reads standard input on a thread of its own and hands out chunks.
-struct StdinReader {
-    func chunks() -> AsyncStream<[UInt8]> {
-        AsyncStream { continuation in
-            let thread = Thread {
-                var buffer = [UInt8](repeating: 0, count: 4096)
-                while true {
-                    let count = read(STDIN_FILENO, &buffer, buffer.count)
-                    if count <= 0 { break }
-                    continuation.yield(Array(buffer[0..<count]))
+        try await Machine.with(spec, in: testbed, waitForAgent: false) { machine in
+            FileHandle.standardError.write(Data("testbed: console of '\(machine.name)' attached; Ctrl-] detaches and shuts the machine down\r\n".utf8))
+            await attachConsole(machine)
+            FileHandle.standardError.write(Data("\ntestbed: detached; shutting '\(machine.name)' down\n".utf8))
+            if !(await machine.isStopped) {
+                do {
+                    try await machine.shutdown(timeout: machine.deadlines.shutdown)
+                } catch {
+                    FileHandle.standardError.write(Data("testbed: clean shutdown failed, destroying: \(error)\n".utf8))
                 }
-                continuation.finish()
             }
-            thread.start()
+            FileHandle.standardError.write(Data("testbed: artifacts in \(machine.artifacts.path)\n".utf8))
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import HostProcess
 import Testbed
 import Testing
 
@@ -86,20 +87,14 @@ public func withMachine<T: Sendable>(
     let testbed = try await Testbed.shared()
     var spec = MachineSpec(name: name ?? defaultMachineName(), image: image)
     configure(&spec)
-    let machine = try await Machine.start(spec, in: testbed)
-    do {
-        if waitForAgent { try await machine.waitForAgent() }
+    return try await Machine.with(spec, in: testbed, waitForAgent: waitForAgent) { machine in
         let result = try await body(machine)
         let problems = await machine.problems
         if checkProblems, !problems.isEmpty {
             Issue.record(Comment(rawValue: "machine '\(machine.name)' showed trouble on its console:\n" + problems.joined(separator: "\n")
                 + "\n--- artifacts: \(machine.artifacts.path)"), sourceLocation: sourceLocation)
         }
-        await machine.finish(destroy: true)
         return result
-    } catch {
-        await machine.finish(destroy: true)
-        throw error
     }
 }
 
@@ -119,36 +114,55 @@ public struct TestbedCommandResult: Sendable {
 }
 
 extension TestbedEnvironment {
-    /// A `testbed ARGS` process, not started: it runs in `directory`, keeps
-    /// its artifacts under it and boots the test image; stdin is empty.
+    /// The environment a `testbed` run in `directory` gets: this process's,
+    /// with its artifacts under `directory` and the test image.
+    static func testbedEnvironment(in directory: URL) -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        environment["NODEOS_ARTIFACTS"] = directory.appendingPathComponent("artifacts").path
+        environment["NODEOS_IMAGE"] = imageDirectory.path
+        return environment
+    }
+
+    /// A `testbed ARGS` program, not started: it runs in `directory` (in a
+    /// process group of its own), keeps its artifacts under it and boots the
+    /// test image; stdin is empty and both outputs are collected. Its group is
+    /// not killed when it exits (`killsGroupOnExit` is off), so a test that
+    /// looks for what the testbed left running still finds it.
+    ///
+    /// - Parameter underTerminal: run it in a pseudo-terminal of its own
+    ///   (util-linux `script`), as a person's shell would: the started program
+    ///   is then `script`, whose child is the testbed; killing `script` closes
+    ///   the terminal, and the kernel hangs up on the testbed. Its output, both
+    ///   streams, comes as standard output.
+    public static func testbedSubprocess(_ arguments: [String], in directory: URL, underTerminal: Bool = false,
+                                         timeout: Duration? = nil) -> Subprocess {
+        var subprocess = Subprocess(testbedBinary.path, arguments, environment: testbedEnvironment(in: directory),
+                                    currentDirectory: directory.path, timeout: timeout, killsGroupOnExit: false)
+        if underTerminal {
+            let command = ([testbedBinary.path] + arguments).map { "'\($0)'" }.joined(separator: " ")
+            subprocess.executable = "/usr/bin/script"
+            subprocess.arguments = ["-qfec", "exec \(command)", "/dev/null"]
+            subprocess.standardError = .standardOutput
+        }
+        return subprocess
+    }
+
+    /// A `testbed ARGS` process, not started, as `testbedSubprocess` describes,
+    /// for callers that still drive a Foundation `Process` (new code: `testbedSubprocess`).
     public static func testbedProcess(_ arguments: [String], in directory: URL) -> Process {
         let process = Process()
         process.executableURL = testbedBinary
         process.arguments = arguments
         process.currentDirectoryURL = directory
-        var environment = ProcessInfo.processInfo.environment
-        environment["NODEOS_ARTIFACTS"] = directory.appendingPathComponent("artifacts").path
-        environment["NODEOS_IMAGE"] = imageDirectory.path
-        process.environment = environment
+        process.environment = testbedEnvironment(in: directory)
         process.standardInput = FileHandle.nullDevice
         return process
     }
 
-    /// Runs `testbed ARGS` in `directory` to the end; returns its status and both outputs.
-    public static func runTestbed(_ arguments: [String], in directory: URL) throws -> TestbedCommandResult {
-        let process = testbedProcess(arguments, in: directory)
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        // Read both pipes while it runs so neither fills up.
-        let group = DispatchGroup()
-        nonisolated(unsafe) var outData = Data(), errData = Data()
-        DispatchQueue.global().async(group: group) { outData = out.fileHandleForReading.readDataToEndOfFile() }
-        DispatchQueue.global().async(group: group) { errData = err.fileHandleForReading.readDataToEndOfFile() }
-        process.waitUntilExit()
-        group.wait()
-        return TestbedCommandResult(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                                    stderr: String(decoding: errData, as: UTF8.self))
+    /// Runs `testbed ARGS` in `directory` to the end (its process group is
+    /// stopped at `timeout`, if given); returns its status and both outputs.
+    public static func runTestbed(_ arguments: [String], in directory: URL, timeout: Duration? = nil) throws -> TestbedCommandResult {
+        let result = try testbedSubprocess(arguments, in: directory, timeout: timeout).run()
+        return TestbedCommandResult(status: result.status, stdout: result.stdoutText, stderr: result.stderrText)
     }
 }

@@ -1,7 +1,7 @@
 // Helpers shared by the registry tests: temp folders, subprocesses, fixtures.
 
 import Foundation
-import Synchronization
+import HostProcess
 import Testing
 @testable import NpmRegistry
 
@@ -29,54 +29,15 @@ struct ProcessResult: CustomStringConvertible {
     var description: String { "exit \(status)\n--- stdout\n\(stdout)\n--- stderr\n\(stderr)" }
 }
 
-/// Runs a program to completion, off the cooperative pool, collecting its output.
+/// Runs a program to completion, off the cooperative pool, collecting its
+/// output: a name is looked up in `environment`'s `PATH` (default: this
+/// process's); stdin is `input`, else empty.
 func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, input: [UInt8]? = nil,
          currentDirectory: URL? = nil) async throws -> ProcessResult {
-    try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async {
-            do {
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : "/usr/bin/env")
-                process.arguments = executable.hasPrefix("/") ? arguments : [executable] + arguments
-                if let environment { process.environment = environment }
-                if let currentDirectory { process.currentDirectoryURL = currentDirectory }
-                let out = Pipe()
-                let err = Pipe()
-                let inPipe = Pipe()
-                process.standardOutput = out
-                process.standardError = err
-                process.standardInput = input == nil ? FileHandle.nullDevice : inPipe
-                let clock = ContinuousClock()
-                let start = clock.now
-                try process.run()
-                if let input {
-                    DispatchQueue.global().async {
-                        inPipe.fileHandleForWriting.write(Data(input))
-                        try? inPipe.fileHandleForWriting.close()
-                    }
-                }
-                // stderr drains on another thread so neither pipe can fill up and block.
-                let errData = Mutex(Data())
-                let group = DispatchGroup()
-                group.enter()
-                DispatchQueue.global().async {
-                    let data = err.fileHandleForReading.readDataToEndOfFile()
-                    errData.withLock { $0 = data }
-                    group.leave()
-                }
-                let outData = out.fileHandleForReading.readDataToEndOfFile()
-                group.wait()
-                process.waitUntilExit()
-                continuation.resume(returning: ProcessResult(
-                    status: process.terminationStatus,
-                    stdout: String(decoding: outData, as: UTF8.self),
-                    stderr: String(decoding: errData.withLock { $0 }, as: UTF8.self),
-                    duration: clock.now - start))
-            } catch {
-                continuation.resume(throwing: error)
-            }
-        }
-    }
+    let subprocess = Subprocess(executable, arguments, environment: environment, currentDirectory: currentDirectory?.path,
+                                standardInput: input.map { .data(Data($0)) } ?? .null)
+    let result = try await subprocess.run()
+    return ProcessResult(status: result.status, stdout: result.stdoutText, stderr: result.stderrText, duration: result.duration)
 }
 
 /// Writes a package source folder `<root>/<name>/<version>/` with a manifest and files.

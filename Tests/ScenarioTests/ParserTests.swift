@@ -112,24 +112,27 @@ struct ParserTests {
         #expect(scenario.steps[13].machine == nil)
         #expect(scenario.steps[2].timeout == .seconds(30))
         #expect(scenario.steps[4].location == SourceLocation(file: "file.yaml", line: 34, column: 5))
-        if case .exec(.succeed, let command, let user, _, let stdout, _) = scenario.steps[4].action {
+        if let exec = scenario.steps[4].action as? ExecStep, exec.mode == .succeed {
+            let (command, user, stdout) = (exec.command, exec.user, exec.stdout)
             #expect(command == "cat notes/hi.txt")
             #expect(user == "alice")
             #expect(stdout == [.equals("hello alice")])
         } else {
             Issue.record("step 5 is not a succeed step")
         }
-        if case .send(let text) = scenario.steps[3].action { #expect(text == "node\n") } else { Issue.record("step 4 is not a send") }
-        if case .expect(let success, let failure) = scenario.steps[2].action {
-            #expect(success == [.text("login:")])
-            #expect(failure == [.text("Kernel panic"), .regex("Oops: .*")])
+        if let send = scenario.steps[3].action as? SendStep { #expect(send.text == "node\n") } else { Issue.record("step 4 is not a send") }
+        if let waiting = scenario.steps[2].action as? ExpectStep {
+            #expect(waiting.success == [.text("login:")])
+            #expect(waiting.failure == [.text("Kernel panic"), .regex("Oops: .*")])
         }
-        if case .traffic(let only, let tarballs, let requests) = scenario.steps[12].action {
-            #expect(only == .registry)
-            #expect(tarballs == .init(atLeast: 0, atMost: 0))
-            #expect(requests == .init(atLeast: 1, atMost: 9))
+        if let traffic = scenario.steps[12].action as? TrafficStep {
+            #expect(traffic.only == .registry)
+            #expect(traffic.tarballs == .init(atLeast: 0, atMost: 0))
+            #expect(traffic.requests == .init(atLeast: 1, atMost: 9))
+        } else {
+            Issue.record("step 13 is not a traffic step")
         }
-        if case .boot(let wait) = scenario.steps[1].action { #expect(!wait) }
+        if let boot = scenario.steps[1].action as? BootStep { #expect(!boot.waitForAgent) } else { Issue.record("step 2 is not a boot step") }
     }
 
     @Test("one machine: steps need not name it; bare words are steps; name labels a step")
@@ -158,17 +161,19 @@ struct ParserTests {
             steps:
               - succeed: echo ${registry} $${HOME}
             """)
-        if case .exec(_, let command, _, _, _, _) = scenario.steps[0].action {
-            #expect(command == "echo ${registry} ${HOME}")
+        if let exec = scenario.steps[0].action as? ExecStep {
+            #expect(exec.command == "echo ${registry} ${HOME}")
+        } else {
+            Issue.record("step 1 is not an exec step")
         }
     }
 
     @Test("fsck names a home the machine has")
     func fsck() throws {
         let scenario = try parse("machines:\n  m:\n    homes: {alice: {}}\nsteps:\n  - boot\n  - shutdown\n  - fsck: alice\n    needs-recovery: false\n")
-        if case .fsck(let user, let recovery) = scenario.steps[2].action {
-            #expect(user == "alice")
-            #expect(recovery == false)
+        if let fsck = scenario.steps[2].action as? FsckStep {
+            #expect(fsck.user == "alice")
+            #expect(fsck.needsRecovery == false)
         } else {
             Issue.record("step 3 is not fsck")
         }

@@ -1,4 +1,5 @@
 import Foundation
+import HostProcess
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
@@ -138,22 +139,14 @@ struct RunCommandTests {
         let folder = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         try "name: kept\nmachines: {k: {}}\nsteps:\n  - boot\n  - succeed: ls /nope\n".write(to: folder.appendingPathComponent("kept.yaml"), atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = testbedBinary
-        process.arguments = ["run", "kept.yaml", "--keep-on-failure"]
-        process.currentDirectoryURL = folder
-        var environment = ProcessInfo.processInfo.environment
-        environment["NODEOS_ARTIFACTS"] = folder.appendingPathComponent("artifacts").path
-        environment["NODEOS_IMAGE"] = TestbedEnvironment.imageDirectory.path
-        process.environment = environment
         let log = folder.appendingPathComponent("stderr.log")
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        process.standardError = try FileHandle(forWritingTo: log)
-        process.standardOutput = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        var subprocess = TestbedEnvironment.testbedSubprocess(["run", "kept.yaml", "--keep-on-failure"], in: folder,
+                                                              timeout: .seconds(900))
+        subprocess.standardError = .file(log.path)
+        subprocess.standardOutput = .discard
+        let process = try subprocess.spawn()
         // The run's embedded driver roots are /tmp/nodeos/<pid>-<n>; the machine's QEMU runs from the first.
-        let roots = "\(EmbedRoot.parent)/\(process.processIdentifier)-"
+        let roots = "\(EmbedRoot.parent)/\(process.pid)-"
         let root = roots + "0"
         var text = ""
         for _ in 0..<240 where !text.contains("press Ctrl-C") && process.isRunning {
@@ -165,12 +158,12 @@ struct RunCommandTests {
         // Kept: the failing machine's QEMU still runs from this run's root.
         #expect(!qemu(of: "kept-k", under: root).isEmpty, "no QEMU of 'kept-k' under \(root) while the machine is kept")
         process.terminate()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 143, "stderr: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+        let result = await process.wait()
+        #expect(result.status == 143 && !result.timedOut, "\(result.termination), stderr: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
         // Stopped: the machine is destroyed and nothing of the run is left.
         #expect(EmbedRoot.processes(mentioning: roots).isEmpty, "QEMU of the run left running: \(EmbedRoot.processes(mentioning: roots))")
         let left = ((try? FileManager.default.contentsOfDirectory(atPath: EmbedRoot.parent)) ?? [])
-            .filter { $0.hasPrefix("\(process.processIdentifier)-") }
+            .filter { $0.hasPrefix("\(process.pid)-") }
         #expect(left.isEmpty, "embed roots of the run left under \(EmbedRoot.parent): \(left)")
     }
 

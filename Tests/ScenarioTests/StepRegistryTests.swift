@@ -47,6 +47,10 @@ struct StepRegistryTests {
             "traffic": ["machine", "name"],
             "sleep": ["name"],
             "fsck": ["machine", "name", "needs-recovery"],
+            "service": lifecycle.union(["state", "listening", "restarts"]),
+            "stop-service": lifecycle, "start-service": lifecycle, "restart-service": lifecycle,
+            "kill-service": lifecycle.union(["signal"]),
+            "http": lifecycle.union(["port", "headers", "body", "status", "response", "response-headers", "json"]),
         ]
         #expect(StepRegistry.keys == expected)
         #expect(StepRegistry.bareKeywords == ["boot", "reboot", "shutdown", "crash"])
@@ -66,7 +70,7 @@ struct StepRegistryTests {
               - reboot
               - sleep: 1s
             """)
-        let kinds = scenario.steps.map { String(describing: StepRegistry.kind(of: $0)) }
+        let kinds = scenario.steps.map { String(describing: type(of: $0.action)) }
         #expect(kinds == ["BootStep", "SendStep", "ExecStep", "LifecycleStep", "SleepStep"])
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import HostProcess
 import Testbed
 import TestbedTesting
 import Testing
@@ -6,30 +7,23 @@ import Testing
 /// The built `testbed` binary, end to end: output, exit status, cleanup.
 @Suite("testbed CLI", .requiresNodeOSImage, .requires(.testbedBinary))
 struct CLITests {
-    static func launch(_ arguments: [String]) throws -> (Process, Pipe, Pipe) {
+    /// Starts `testbed ARGS` (both outputs collected, stdin a pipe kept open
+    /// and empty), stopped at the latest after `timeout`. Its process group is
+    /// left alone when it exits, so what it leaves behind stays to be seen.
+    static func launch(_ arguments: [String], timeout: Duration = .seconds(900)) throws -> Subprocess.Running {
         _ = try TestbedEnvironment.requireImage()
-        let process = Process()
-        process.executableURL = TestbedEnvironment.testbedBinary
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(
+        let environment = ProcessInfo.processInfo.environment.merging(
             ["NODEOS_IMAGE": TestbedEnvironment.imageDirectory.path], uniquingKeysWith: { $1 })
-        let stdout = Pipe()
-        let stderr = Pipe()
-        process.standardOutput = stdout
-        process.standardError = stderr
-        process.standardInput = Pipe()
-        try process.run()
-        return (process, stdout, stderr)
+        return try Subprocess(TestbedEnvironment.testbedBinary.path, arguments, environment: environment,
+                              standardInput: .keptOpen, timeout: timeout, killsGroupOnExit: false).spawn()
     }
 
     @Test("boot --json prints every phase and shuts down cleanly")
     func bootJSON() async throws {
-        let (process, stdout, stderr) = try Self.launch(["boot", "--json", "--name", "cli-json"])
-        let output = stdout.fileHandleForReading.readDataToEndOfFile()
-        let errors = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "stderr: \(errors)")
-        let report = try JSONDecoder().decode(JSONValue.self, from: output)
+        let result = try await Self.launch(["boot", "--json", "--name", "cli-json"]).wait()
+        #expect(!result.timedOut)
+        #expect(result.status == 0, "stderr: \(result.stderrText)")
+        let report = try JSONDecoder().decode(JSONValue.self, from: result.stdout)
         for phase in ["hostStart", "firstConsoleByte", "kernel", "node", "init", "mounts", "config", "homes", "network", "agent", "ready", "agentReady"] {
             #expect(report["phases"]?[phase]?.doubleValue != nil, "missing phase \(phase)")
         }
@@ -44,18 +38,13 @@ struct CLITests {
 
     @Test("SIGTERM during boot destroys the machine and removes the embed root (exit 143)")
     func sigterm() async throws {
-        let (process, stdout, _) = try Self.launch(["boot", "--name", "cli-sigterm"])
-        var seen = Data()
-        while !String(decoding: seen, as: UTF8.self).contains("nodeos: phase") {
-            let chunk = stdout.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            seen.append(chunk)
-        }
-        let root = "\(EmbedRoot.parent)/\(process.processIdentifier)-0"
+        let process = try Self.launch(["boot", "--name", "cli-sigterm"])
+        _ = await process.waitForOutput(timeout: .seconds(600)) { String(decoding: $0, as: UTF8.self).contains("nodeos: phase") }
+        let root = "\(EmbedRoot.parent)/\(process.pid)-0"
         #expect(FileManager.default.fileExists(atPath: root))
         process.terminate()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 143)
+        let result = await process.wait()
+        #expect(result.status == 143 && !result.timedOut, "\(result.termination), stderr: \(result.stderrText)")
         #expect(!FileManager.default.fileExists(atPath: root))
         #expect(EmbedRoot.processes(mentioning: root + "/").isEmpty)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import HostProcess
 import Synchronization
 import Testbed
 import TestbedTesting
@@ -128,34 +129,27 @@ final class PrivateLibvirtd: Sendable {
 
             """
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: unshare)
-        process.arguments = ["--mount", "--propagation", "private", "--", "/bin/sh", "-c", script]
-        process.environment = cleanEnvironment
-        let output = FileHandle(forWritingAtPath: directory + "/daemon.out") ?? {
-            _ = fm.createFile(atPath: directory + "/daemon.out", contents: nil)
-            return FileHandle(forWritingAtPath: directory + "/daemon.out")!
-        }()
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = FileHandle.nullDevice
+        // Its own process group; both outputs to daemon.out. The handle reaps
+        // the shell on a thread of its own once it exits.
+        let process: Subprocess.Running
         do {
-            try process.run()
+            process = try Subprocess(unshare, ["--mount", "--propagation", "private", "--", "/bin/sh", "-c", script],
+                                     environment: cleanEnvironment, standardOutput: .file(directory + "/daemon.out"),
+                                     standardError: .standardOutput).spawn()
         } catch {
             try? fm.removeItem(atPath: directory)
             throw error
         }
-        try? output.close()
-        let pid = process.processIdentifier
+        let pid = process.pid
         let daemon = PrivateLibvirtd(directory: directory, pid: pid, namespace: "")
         // Until it answers: the socket exists and a client gets a version.
         let deadline = ContinuousClock.now + .seconds(30)
         var namespace = ""
         while ContinuousClock.now < deadline {
-            if !process.isRunning {
+            if let termination = process.termination {
                 let log = (try? String(contentsOfFile: directory + "/daemon.out", encoding: .utf8)) ?? ""
                 daemon.stop()
-                throw PrivateLibvirtdError(message: "libvirtd exited with status \(process.terminationStatus) before it answered: \(log)")
+                throw PrivateLibvirtdError(message: "libvirtd exited with status \(termination.status) before it answered: \(log)")
             }
             if namespace.isEmpty, let link = try? fm.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/mnt"),
                link != (try? fm.destinationOfSymbolicLink(atPath: "/proc/self/ns/mnt")) {
@@ -212,7 +206,7 @@ final class PrivateLibvirtd: Sendable {
     /// What libvirtd logged (warnings and errors).
     var log: String { (try? String(contentsOfFile: directory + "/libvirtd.log", encoding: .utf8)) ?? "" }
 
-    /// Waits for `pid` to go away (Foundation's `Process` reaps its own children).
+    /// Waits for `pid` to go away (a `Subprocess` reaps its own children).
     static func waitForExit(_ pid: Int32, seconds: Double) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
@@ -257,16 +251,8 @@ final class PrivateLibvirtd: Sendable {
 
     /// `pgrep -af TEXT`: the processes whose command line contains `text`, one line each.
     static func pgrep(_ text: String) throws -> [String] {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/pgrep")
-        process.arguments = ["-af", "--", text]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+        let result = try Subprocess("/usr/bin/pgrep", ["-af", "--", text], standardError: .discard, timeout: .seconds(30)).run()
+        return result.stdoutText.split(separator: "\n").map(String.init)
     }
 
     /// This process's environment without `LIBVIRT_*` (the testbed points
@@ -277,21 +263,9 @@ final class PrivateLibvirtd: Sendable {
 
     /// Runs `virsh ARGS`, killed after `timeout` seconds.
     static func virsh(_ arguments: [String], timeout: Double = 60) throws -> CommandResult {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/virsh")
-        process.arguments = arguments
-        process.environment = cleanEnvironment
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let timer = DispatchWorkItem { if process.isRunning { process.terminate() } }
-        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: timer)
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        timer.cancel()
-        return CommandResult(status: process.terminationStatus, stdout: String(decoding: data, as: UTF8.self))
+        let result = try Subprocess("/usr/bin/virsh", arguments, environment: cleanEnvironment, standardError: .discard,
+                                    timeout: .seconds(timeout)).run()
+        return CommandResult(status: result.status, stdout: result.stdoutText)
     }
 
     /// A process's start time in clock ticks since boot (`/proc/PID/stat` field 22).

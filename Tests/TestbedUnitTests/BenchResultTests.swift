@@ -1,5 +1,6 @@
 import Foundation
 @testable import Testbed
+@testable import TestbedBench
 import Testing
 
 @Suite("Bench results")

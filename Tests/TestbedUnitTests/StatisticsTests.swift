@@ -1,4 +1,5 @@
 import Testbed
+@testable import TestbedBench
 import Testing
 
 @Suite("Bench statistics")

@@ -209,30 +209,63 @@ struct BoundedConsoleTests {
     }
 }
 
-@Suite("Machine slots")
+@Suite("Slots")
 struct MachineSlotTests {
-    @Test("waiting for a slot ends at its deadline")
+    @Test("waiting for a slot ends at its deadline, holding nothing")
     func deadline() async throws {
-        let limiter = MachineLimiter(limit: 1)
-        try await limiter.acquire()
+        let slots = Slots(limit: 1)
+        try await slots.acquire()
         let clock = ContinuousClock()
         let started = clock.now
-        await #expect(throws: TimeoutError.self) { try await limiter.acquire(timeout: .milliseconds(200)) }
+        await #expect(throws: TimeoutError.self) { try await slots.acquire(timeout: .milliseconds(200)) }
         #expect(clock.now - started < .seconds(10))
-        #expect(await limiter.running == 1)
+        #expect(slots.inUse == 1)
+        slots.release()
+        #expect(slots.inUse == 0)
     }
 
     @Test("a cancelled waiter takes no slot, even when one frees up later")
     func cancelled() async throws {
-        let limiter = MachineLimiter(limit: 1)
-        try await limiter.acquire()
-        let waiter = Task { try await limiter.acquire() }
+        let slots = Slots(limit: 1)
+        try await slots.acquire()
+        let waiter = Task { try await slots.acquire() }
         try await Task.sleep(for: .milliseconds(50))
         waiter.cancel()
         await #expect(throws: CancellationError.self) { try await waiter.value }
-        await limiter.release()
+        slots.release()
         try await Task.sleep(for: .milliseconds(50))
-        #expect(await limiter.running == 0)
+        #expect(slots.inUse == 0)
+    }
+
+    @Test("waiters are served in order: a request for two is not starved by single ones")
+    func fifo() async throws {
+        let slots = Slots(limit: 2)
+        try await slots.acquire()
+        final class Order: Sendable {
+            let names = Mutex<[String]>([])
+            func append(_ name: String) { names.withLock { $0.append(name) } }
+            var value: [String] { names.withLock { $0 } }
+        }
+        let order = Order()
+        let pair = Task { try await slots.acquire(2); order.append("pair") }
+        try await Task.sleep(for: .milliseconds(50))
+        let single = Task { try await slots.acquire(); order.append("single") }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(order.value.isEmpty, "one slot is free, but the pair came first")
+        slots.release()
+        try await pair.value
+        #expect(order.value == ["pair"])
+        slots.release(2)
+        try await single.value
+        #expect(order.value == ["pair", "single"])
+        #expect(slots.inUse == 1)
+    }
+
+    @Test("a request over the limit runs alone once nothing is held")
+    func oversize() async throws {
+        let slots = Slots(limit: 1)
+        try await slots.withSlots(3) { #expect(slots.inUse == 3) }
+        #expect(slots.inUse == 0)
     }
 }
 

@@ -114,3 +114,25 @@ test("the kernel runs on NodeOS's own one-object DSDT and still powers off throu
   // boot() already required a clean exit: QEMU quit because the guest powered off.
   assert.match(out, /reboot: Power down/);
 });
+
+test('the tunnel carries a host request to a guest port and a guest request to a host listener', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nodeos-tunnel-'));
+  try {
+    const server = "require('http').createServer((q, s) => s.end('guest service says hi to ' + q.method + ' ' + q.url)).listen(8080, '127.0.0.1')";
+    const config = JSON.stringify({
+      tunnel: { listen: [{ name: 'registry', port: 4873 }] },
+      services: [{ name: 'guestweb', argv: ['node', '-e', server] }],
+    });
+    const volume = Buffer.alloc(Math.ceil((config.length + 1) / 512) * 512);
+    volume.write(config);
+    fs.writeFileSync(path.join(dir, 'config.img'), volume);
+    const host = `${JSON.stringify(process.execPath)} ${JSON.stringify(path.join(__dirname, 'tunnel-host.js'))}`;
+    const { console: out } = boot(['--disk', `${path.join(dir, 'config.img')}:nodeos-config`, '--tunnel-socket', path.join(dir, 'tunnel.sock'), '--then', host]);
+    assert.match(out, /^tunnel-host: host -> guest: guest service says hi to GET \/x$/m);
+    assert.match(out, /^tunnel-host: guest -> host: 200 registry on the host saw GET \/-\/ping$/m);
+    assert.match(out, /^tunnel-host: ok$/m);
+    assert.deepEqual(out.split('\n').filter((l) => /^nodeos: (warning|error) /.test(l)), [], 'init warned of nothing');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -19,7 +19,7 @@ test('unknown keys are errors that name their path', () => {
   const { config, errors } = validateConfig({ hostnme: 'x', users: { bob: { uid: 1001, colour: 'red' } } });
   assert.equal(config, null);
   assert.deepEqual(errors, [
-    'hostnme: unknown key (allowed: hostname, registry, users, services)',
+    'hostnme: unknown key (allowed: hostname, registry, users, services, tunnel, networks, hosts)',
     'users.bob.colour: unknown key (allowed: uid, gid, password, packages, shell)',
   ]);
 });
@@ -60,4 +60,45 @@ test('default uids are stable and in range', () => {
     const uid = defaultUid(name);
     assert.ok(uid >= 1000 && uid < 60000, `${name} -> ${uid}`);
   }
+});
+
+test('tunnel listeners, networks and hosts validate, and get defaults', () => {
+  const { config, errors } = validateConfig({
+    tunnel: { listen: [{ name: 'registry', port: 4873 }] },
+    networks: [{ mac: '52:54:00:AB:cd:01', address: '192.168.50.2', prefix: 24 }],
+    hosts: { api: '192.168.50.3', 'web.lan': '192.168.50.2' },
+  });
+  assert.deepEqual(errors, []);
+  assert.deepEqual(config.tunnel, { listen: [{ name: 'registry', port: 4873 }] });
+  assert.deepEqual(config.networks, [{ mac: '52:54:00:ab:cd:01', address: '192.168.50.2', prefix: 24 }], 'the MAC in lowercase, as /sys/class/net has it');
+  assert.deepEqual(config.hosts, { api: '192.168.50.3', 'web.lan': '192.168.50.2' });
+  const empty = validateConfig({}).config;
+  assert.deepEqual([empty.tunnel, empty.networks, empty.hosts], [{ listen: [] }, [], {}]);
+});
+
+test('bad tunnel listeners, networks and hosts name the key and what was expected', () => {
+  const { errors } = validateConfig({
+    tunnel: { listen: [{ name: 'registry', port: 4873 }, { name: 'Reg', port: 0 }, { name: 'registry', port: 4873, x: 1 }], other: 1 },
+    networks: [{ mac: '52:54:00:00:00:01', address: '10.0.0.1', prefix: 24 }, { mac: '52-54', address: '10.0.0.256', prefix: 33 }, { mac: '52:54:00:00:00:01', address: '10.0.0.1' }],
+    hosts: { api: '1.2.3', '-x': '10.0.0.1' },
+  });
+  assert.deepEqual(errors, [
+    'tunnel.other: unknown key (allowed: listen)',
+    'tunnel.listen[1].name: expected a listener name ([a-z0-9-]+), got "Reg"',
+    'tunnel.listen[1].port: expected an integer 1..65535, got 0',
+    'tunnel.listen[2].x: unknown key (allowed: name, port)',
+    'tunnel.listen[2].name: duplicate listener name registry',
+    "tunnel.listen[2].port: port 4873 is also another listener's",
+    'networks[1].mac: expected a MAC address like 52:54:00:12:34:56, got "52-54"',
+    'networks[1].address: expected an IPv4 address like 192.168.50.2, got "10.0.0.256"',
+    'networks[1].prefix: expected an integer 1..32, got 33',
+    'networks[2].mac: duplicate MAC 52:54:00:00:00:01',
+    'networks[2].address: duplicate address 10.0.0.1',
+    'networks[2].prefix: is required',
+    'hosts.api: expected an IPv4 address like 192.168.50.3, got "1.2.3"',
+    'hosts.-x: a host name must be labels of [A-Za-z0-9-] separated by dots',
+  ]);
+  assert.deepEqual(validateConfig({ tunnel: [], networks: {}, hosts: [] }).errors, [
+    'tunnel: expected an object, got an array', 'networks: expected an array, got an object', 'hosts: expected an object, got an array',
+  ]);
 });

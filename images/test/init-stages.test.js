@@ -7,6 +7,7 @@ const { addUser, volumeIds, etcFiles, account } = require('../rootfs/lib/nodeos/
 const { restartDelay } = require('../rootfs/lib/nodeos/services');
 const { parseStat, isOrphanZombie, isOtherProcess } = require('../rootfs/lib/nodeos/processes');
 const { defaultUid } = require('../rootfs/lib/nodeos/config');
+const { hostsFile } = require('../rootfs/lib/nodeos/network');
 
 test('addUser fills defaults and lets later defined fields win', () => {
   const users = new Map();
@@ -40,7 +41,10 @@ test('/etc is written from the users sorted by uid, the hostname and the registr
   assert.deepEqual(files['/etc/shadow'], { text: 'root:!\nalice:$6$x\n', mode: 0o600 });
   assert.equal(files['/etc/passwd'].mode, undefined);
   assert.equal(files['/etc/hostname'].text, 'box\n');
-  assert.equal(files['/etc/hosts'].text, '127.0.0.1 localhost\n127.0.1.1 box\n');
+  assert.equal(files['/etc/hosts'], undefined, "the network stage's");
+  assert.equal(hostsFile({ hostname: 'box', hosts: {} }), '127.0.0.1 localhost\n127.0.1.1 box\n');
+  assert.equal(hostsFile({ hostname: 'web', hosts: { api: '192.168.50.3', web: '192.168.50.2' } }), '127.0.0.1 localhost\n192.168.50.3 api\n192.168.50.2 web\n',
+    'the own name is its network address when hosts gives one');
   assert.match(files['/etc/npmrc'].text, /^registry=http:\/\/r\/\nprefix=\$\{HOME\}\n/);
   const plain = etcFiles({ users, hostname: 'box' }).find(([f]) => f === '/etc/npmrc')[1];
   assert.match(plain, /^prefix=/);

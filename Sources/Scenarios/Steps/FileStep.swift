@@ -2,14 +2,21 @@ import Foundation
 import Testbed
 
 /// `file`: a file in a user's home, read in the guest or from the volume.
-enum FileStep: StepKind {
+struct FileStep: StepKind {
+    var user: String
+    var path: String
+    var side: Step.FileSide
+    var exists: Bool
+    var matchers: [OutputMatcher]
+    var keyword: String { "file" }
+
     static let keys: [String: Set<String>] = ["file": lifecycleModifiers.union(["home", "on", "exists", "equals", "contains", "not-contains", "matches"])]
     static let documentation = [
         StepDocumentation(usage: "`file: PATH`, `home: USER`",
                           meaning: "a file in USER's home: `exists: false`, `equals:`, `contains:`, `not-contains:`, `matches:`; read in the guest while the machine runs, from the volume on the host once it stopped (`on: guest` / `on: host` to insist)"),
     ]
 
-    static func parse(_ input: StepInput, _ reader: Reader) throws -> (action: Step.Action, described: String?) {
+    static func parse(_ input: StepInput, _ reader: Reader) throws -> (action: FileStep, described: String?) {
         let keys = input.keys
         let path = try reader.string(input.value)
         guard !path.hasPrefix("/"), !path.split(separator: "/").contains("..") else {
@@ -33,12 +40,11 @@ enum FileStep: StepKind {
         if let v = keys["not-contains"] { list.append(.notContains(try reader.string(v))) }
         if let v = keys["matches"] { list.append(.matches(try reader.regex(v))) }
         if !exists, !list.isEmpty { throw reader.error(keys["exists"]!, "a file that must not exist has no contents to check") }
-        return (.file(user: home, path: path, side: side, exists: exists, matchers: list),
+        return (FileStep(user: home, path: path, side: side, exists: exists, matchers: list),
                 "file ~\(home)/\(path)\(exists ? "" : " is absent")\(side == .auto ? "" : " (on the \(side.rawValue))")")
     }
 
-    static func run(_ step: Step, in execution: Execution) async throws {
-        guard case .file(let user, let path, let side, let exists, let matchers) = step.action else { Step.Action.mismatch("file", step.action) }
+    func run(_ step: Step, in execution: Execution) async throws {
         let state = try execution.state(step)
         let machine = state.current
         let isRunning: Bool = if let machine { !(await machine.isStopped) } else { false }

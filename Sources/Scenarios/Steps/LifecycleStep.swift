@@ -2,7 +2,12 @@ import Foundation
 import Testbed
 
 /// `reboot`, `shutdown`, `crash`: stop (and for `reboot`, restart) a running machine.
-enum LifecycleStep: StepKind {
+struct LifecycleStep: StepKind {
+    enum Change: String, Sendable { case reboot, shutdown, crash }
+    var change: Change
+    var keyword: String { change.rawValue }
+    var machineEffect: MachineEffect { change == .reboot ? .none : .stops }
+
     static let keys: [String: Set<String>] = [
         "reboot": lifecycleModifiers,
         "shutdown": lifecycleModifiers,
@@ -15,21 +20,16 @@ enum LifecycleStep: StepKind {
                           meaning: "reboot cleanly and wait for the new boot's agent; shut down cleanly and wait for power-off; destroy at once"),
     ]
 
-    static func parse(_ input: StepInput, _ reader: Reader) throws -> (action: Step.Action, described: String?) {
-        switch input.keyword {
-        case "reboot": (.reboot, nil)
-        case "shutdown": (.shutdown, nil)
-        default: (.crash, nil)
-        }
+    static func parse(_ input: StepInput, _ reader: Reader) throws -> (action: LifecycleStep, described: String?) {
+        (LifecycleStep(change: Change(rawValue: input.keyword)!), nil)
     }
 
-    static func run(_ step: Step, in execution: Execution) async throws {
+    func run(_ step: Step, in execution: Execution) async throws {
         let machine = try await execution.running(step)
-        switch step.action {
+        switch change {
         case .reboot: try await machine.reboot(timeout: step.timeout)
         case .shutdown: try await machine.shutdown(timeout: step.timeout)
         case .crash: await machine.crash()
-        default: Step.Action.mismatch("reboot/shutdown/crash", step.action)
         }
     }
 }

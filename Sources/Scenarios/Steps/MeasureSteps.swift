@@ -2,7 +2,10 @@ import Foundation
 import Testbed
 
 /// `boot-phases`: each boot phase happened within its ceiling.
-enum BootPhasesStep: StepKind {
+struct BootPhasesStep: StepKind {
+    var ceilings: [(phase: String, ceiling: Duration)]
+    var keyword: String { "boot-phases" }
+
     static let keys: [String: Set<String>] = ["boot-phases": ["machine", "name"]]
     static let knownPhases = ["firstConsoleByte", "kernel", "node", "init", "mounts", "config", "homes", "packages", "network", "agent", "ready", "agentReady"]
     // The phase list is rendered from `knownPhases` so the README cannot miss one the parser accepts.
@@ -11,7 +14,7 @@ enum BootPhasesStep: StepKind {
                           meaning: "each phase happened within its ceiling since the host started the machine (phases: \(knownPhases.map { "`\($0)`" }.joined(separator: ", ")))"),
     ]
 
-    static func parse(_ input: StepInput, _ reader: Reader) throws -> (action: Step.Action, described: String?) {
+    static func parse(_ input: StepInput, _ reader: Reader) throws -> (action: BootPhasesStep, described: String?) {
         let value = input.value
         var ceilings: [(phase: String, ceiling: Duration)] = []
         for (phase, phaseNode, limit) in try reader.entries(value) {
@@ -21,11 +24,10 @@ enum BootPhasesStep: StepKind {
             ceilings.append((phase, try reader.duration(limit)))
         }
         guard !ceilings.isEmpty else { throw reader.error(value, "name at least one phase and its ceiling, e.g. 'ready: 20s'") }
-        return (.bootPhases(ceilings), "boot phases: " + ceilings.map { "\($0.phase) ≤ \($0.ceiling.scenarioText)" }.joined(separator: ", "))
+        return (BootPhasesStep(ceilings: ceilings), "boot phases: " + ceilings.map { "\($0.phase) ≤ \($0.ceiling.scenarioText)" }.joined(separator: ", "))
     }
 
-    static func run(_ step: Step, in execution: Execution) async throws {
-        guard case .bootPhases(let ceilings) = step.action else { Step.Action.mismatch("boot-phases", step.action) }
+    func run(_ step: Step, in execution: Execution) async throws {
         let state = try execution.state(step)
         guard let machine = state.current else { throw StepFailure(summary: "machine '\(state.definition.name)' has not booted yet") }
         let report = await machine.bootReport()
@@ -47,14 +49,17 @@ enum BootPhasesStep: StepKind {
 }
 
 /// `memory`: measures now, each metric under its ceiling.
-enum MemoryStep: StepKind {
+struct MemoryStep: StepKind {
+    var ceilings: [(metric: Step.MemoryMetric, ceilingKiB: UInt64)]
+    var keyword: String { "memory" }
+
     static let keys: [String: Set<String>] = ["memory": ["machine", "name"]]
     static let documentation = [
         StepDocumentation(usage: "`memory: {METRIC: CEILING, …}`",
                           meaning: "measure now; metrics `guest-used` (MemTotal − MemAvailable), `guest-total`, `init-rss`, `qemu-rss`"),
     ]
 
-    static func parse(_ input: StepInput, _ reader: Reader) throws -> (action: Step.Action, described: String?) {
+    static func parse(_ input: StepInput, _ reader: Reader) throws -> (action: MemoryStep, described: String?) {
         let value = input.value
         var ceilings: [(metric: Step.MemoryMetric, ceilingKiB: UInt64)] = []
         for (metric, metricNode, limit) in try reader.entries(value) {
@@ -65,11 +70,10 @@ enum MemoryStep: StepKind {
             ceilings.append((parsedMetric, try reader.size(limit)))
         }
         guard !ceilings.isEmpty else { throw reader.error(value, "name at least one metric and its ceiling, e.g. 'guest-used: 96MiB'") }
-        return (.memory(ceilings), "memory: " + ceilings.map { "\($0.metric.rawValue) ≤ \($0.ceilingKiB / 1024) MiB" }.joined(separator: ", "))
+        return (MemoryStep(ceilings: ceilings), "memory: " + ceilings.map { "\($0.metric.rawValue) ≤ \($0.ceilingKiB / 1024) MiB" }.joined(separator: ", "))
     }
 
-    static func run(_ step: Step, in execution: Execution) async throws {
-        guard case .memory(let ceilings) = step.action else { Step.Action.mismatch("memory", step.action) }
+    func run(_ step: Step, in execution: Execution) async throws {
         let machine = try await execution.running(step)
         let memory = try await machine.memory()
         execution.lastMemory[machine.name] = memory

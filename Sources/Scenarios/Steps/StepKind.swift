@@ -6,8 +6,10 @@ import Yams
 /// YAML, how it runs, and its line in `scenarios/README.md` live together, so
 /// adding a step touches one file and ``StepRegistry``.
 ///
-/// ``Step/Action`` stays the parsed form: reports, tests and scenario-level
-/// checks (``Scenario/peakMachines``) look at it without knowing the types.
+/// A parsed step is a value of its kind (``Step/action``): what the
+/// scenario-level checks need from it (``machineEffect``, ``needsRegistry``)
+/// it says itself, so nothing outside this file and the kind's own lists the
+/// kinds.
 protocol StepKind: Sendable {
     /// Each keyword and the keys a step with it accepts besides the keyword.
     static var keys: [String: Set<String>] { get }
@@ -20,14 +22,29 @@ protocol StepKind: Sendable {
 
     /// Reads the step once the keys, machine, timeout and `as:` user passed the
     /// checks every step shares; `described` is the report label's default.
-    static func parse(_ input: StepInput, _ reader: Reader) throws -> (action: Step.Action, described: String?)
+    static func parse(_ input: StepInput, _ reader: Reader) throws -> (action: Self, described: String?)
 
-    static func run(_ step: Step, in execution: Execution) async throws
+    /// The keyword it was written with, one of ``keys``.
+    var keyword: String { get }
+    /// What it does to the set of running machines.
+    var machineEffect: MachineEffect { get }
+    /// Whether it needs the scenario's registry.
+    var needsRegistry: Bool { get }
+    /// Whether its machine needs the tunnel's channel (it talks to a guest port).
+    var needsTunnel: Bool { get }
+
+    /// Runs it; `step` carries what every step shares (machine, timeout, label).
+    func run(_ step: Step, in execution: Execution) async throws
 }
+
+enum MachineEffect: Sendable { case none, starts, stops }
 
 extension StepKind {
     static var bareKeywords: Set<String> { [] }
     static var needsMachine: Bool { true }
+    var machineEffect: MachineEffect { .none }
+    var needsRegistry: Bool { false }
+    var needsTunnel: Bool { false }
 }
 
 /// Keys every step that waits on a machine accepts.
@@ -64,7 +81,8 @@ enum StepRegistry {
     /// In the README's order.
     static let all: [any StepKind.Type] = [
         BootStep.self, LifecycleStep.self, ExpectStep.self, SendStep.self, ExecStep.self, WaitUntilSucceedsStep.self,
-        InstallStep.self, FileStep.self, BootPhasesStep.self, MemoryStep.self, TrafficStep.self, FsckStep.self, SleepStep.self,
+        InstallStep.self, FileStep.self, ServiceStep.self, ServiceControlStep.self, HTTPStep.self,
+        BootPhasesStep.self, MemoryStep.self, TrafficStep.self, FsckStep.self, SleepStep.self,
     ]
 
     static let byKeyword: [String: any StepKind.Type] = {
@@ -83,22 +101,8 @@ enum StepRegistry {
 
     static let bareKeywords: Set<String> = all.reduce(into: []) { $0.formUnion($1.bareKeywords) }
 
-    /// The kind that runs a parsed step; its ``Step/keyword`` is always one the kind claims.
-    static func kind(of step: Step) -> any StepKind.Type {
-        guard let kind = byKeyword[step.keyword] else { preconditionFailure("no step kind for '\(step.keyword)'") }
-        return kind
-    }
-
     /// The README's step table, header included.
     static var markdownTable: String {
         (["| step | what it does |", "|---|---|"] + all.flatMap { $0.documentation.map(\.markdown) }).joined(separator: "\n")
-    }
-}
-
-extension Step.Action {
-    /// Stops the run when a step kind is handed another kind's step: the
-    /// registry routes by keyword, so this is a bug, not bad input.
-    static func mismatch(_ kind: String, _ action: Step.Action) -> Never {
-        preconditionFailure("\(kind) cannot run \(action)")
     }
 }

@@ -3,14 +3,20 @@ import NpmRegistry
 import Testbed
 
 /// `traffic`: where the guest's packets went, and what the registry served.
-enum TrafficStep: StepKind {
+struct TrafficStep: StepKind {
+    var only: Step.TrafficScope?
+    var tarballs: Step.CountBound?
+    var requests: Step.CountBound?
+    var keyword: String { "traffic" }
+    var needsRegistry: Bool { only == .registry || tarballs != nil || requests != nil }
+
     static let keys: [String: Set<String>] = ["traffic": ["machine", "name"]]
     static let documentation = [
         StepDocumentation(usage: "`traffic: {…}`",
                           meaning: "`only: registry` (every packet the guest sent went to the registry; needs `capture: true`) or `only: none`; `tarballs: N` and `requests: N` (or `{at-least: N, at-most: M}`) count what the registry served since the previous `traffic` step"),
     ]
 
-    static func parse(_ input: StepInput, _ reader: Reader) throws -> (action: Step.Action, described: String?) {
+    static func parse(_ input: StepInput, _ reader: Reader) throws -> (action: TrafficStep, described: String?) {
         let value = input.value
         let fields = try reader.mapping(value, allowed: ["only", "tarballs", "requests"])
         var only: Step.TrafficScope?
@@ -29,27 +35,16 @@ enum TrafficStep: StepKind {
         if let only { parts.append("only \(only.rawValue)") }
         if let tarballs { parts.append("tarballs \(tarballs)") }
         if let requests { parts.append("requests \(requests)") }
-        return (.traffic(only: only, tarballs: tarballs, requests: requests), "traffic: " + parts.joined(separator: ", "))
+        return (TrafficStep(only: only, tarballs: tarballs, requests: requests), "traffic: " + parts.joined(separator: ", "))
     }
 
-    static func run(_ step: Step, in execution: Execution) async throws {
-        guard case .traffic(let only, let tarballs, let requests) = step.action else { Step.Action.mismatch("traffic", step.action) }
+    func run(_ step: Step, in execution: Execution) async throws {
         let state = try execution.state(step)
         let machine = state.current
         if let only {
             guard let machine else { throw StepFailure(summary: "machine '\(state.definition.name)' has not booted yet") }
             let pcap = machine.artifacts.appendingPathComponent("capture.pcap").path
-            let capture = try Capture(contentsOf: pcap)
-            let guestAddress = "10.0.2.15"
-            var destinations: [String: Int] = [:]
-            for packet in capture.packets {
-                let bytes = packet.bytes
-                guard let destination = packet.ipv4Destination, bytes.count >= 30 else { continue }
-                let source = bytes[26..<30].map(String.init).joined(separator: ".")
-                guard source == guestAddress else { continue }
-                let key = packet.tcpDestinationPort.map { "\(destination):\($0)" } ?? "\(destination) (not TCP)"
-                destinations[key, default: 0] += 1
-            }
+            let destinations = try Capture(contentsOf: pcap).destinations(sentBy: DomainSpec.Network.guestAddress)
             let allowed: Set<String> = switch only {
             case .registry: execution.registry.map { ["\(Registry.guestGatewayHost):\($0.port)"] } ?? []
             case .none: []

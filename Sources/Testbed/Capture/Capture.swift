@@ -13,6 +13,12 @@ public struct Capture: Sendable {
         /// The captured bytes (Ethernet frame).
         public var bytes: [UInt8]
 
+        /// IPv4 source address, when this is an IPv4 frame.
+        public var ipv4Source: String? {
+            guard bytes.count >= 34, bytes[12] == 0x08, bytes[13] == 0x00 else { return nil }
+            return bytes[26..<30].map(String.init).joined(separator: ".")
+        }
+
         /// IPv4 destination address, when this is an IPv4 frame.
         public var ipv4Destination: String? {
             guard bytes.count >= 34, bytes[12] == 0x08, bytes[13] == 0x00 else { return nil }

@@ -90,6 +90,17 @@ extension Capture {
         return order.compactMap { flows[$0] }
     }
 
+    /// Where the IPv4 packets sent by `source` went, with their counts:
+    /// `ADDRESS:PORT` for TCP, `ADDRESS (not TCP)` for anything else.
+    public func destinations(sentBy source: String) -> [String: Int] {
+        var out: [String: Int] = [:]
+        for packet in packets where packet.ipv4Source == source {
+            guard let destination = packet.ipv4Destination else { continue }
+            out[packet.tcpDestinationPort.map { "\(destination):\($0)" } ?? "\(destination) (not TCP)", default: 0] += 1
+        }
+        return out
+    }
+
     /// The servers the capture's clients talked to.
     public var servers: Set<Endpoint> { Set(flows.map(\.server)) }
 

@@ -1,4 +1,5 @@
 import Foundation
+import HostProcess
 
 /// A program run on the host (mkfs.ext4, debugfs, e2fsck, …) with its output
 /// kept apart, a deadline, and an error that names the step when it fails.
@@ -35,44 +36,21 @@ public struct HostCommand: Sendable {
     }
 
     /// Runs the command to completion and returns its result; throws only when
-    /// it could not start or ran past `timeout` (then it is killed).
+    /// it could not start or ran past `timeout` (then its process group is
+    /// killed: SIGTERM, SIGKILL after 2 s, so the deadline holds even for a
+    /// command, or a child of it, that ignores SIGTERM).
     public func result(timeout: Duration = .seconds(120)) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: HostCommand.resolve(executable))
-        process.arguments = arguments
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
+        let subprocess = Subprocess(HostCommand.resolve(executable), arguments, timeout: timeout, grace: .seconds(2))
+        let finished: Subprocess.Result
         do {
-            try process.run()
+            finished = try subprocess.run()
         } catch {
             throw Failure(step: step, command: [executable] + arguments, status: nil, stderr: "could not start: \(error)")
         }
-        // Drain both pipes while waiting, so a chatty command cannot block.
-        let group = DispatchGroup()
-        let collected = LockedBox((Data(), Data()))
-        group.enter()
-        DispatchQueue.global().async {
-            let data = out.fileHandleForReading.readDataToEndOfFile()
-            collected.mutate { $0.0 = data }
-            group.leave()
-        }
-        group.enter()
-        DispatchQueue.global().async {
-            let data = err.fileHandleForReading.readDataToEndOfFile()
-            collected.mutate { $0.1 = data }
-            group.leave()
-        }
-        let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
-        if group.wait(timeout: .now() + seconds) == .timedOut {
-            Self.stop(process)
+        if finished.timedOut {
             throw Failure(step: step, command: [executable] + arguments, status: nil, stderr: "killed after \(timeout)")
         }
-        process.waitUntilExit()
-        let (stdout, stderr) = collected.value
-        return Result(status: process.terminationStatus, stdout: stdout, stderr: String(decoding: stderr, as: UTF8.self))
+        return Result(status: finished.status, stdout: finished.stdout, stderr: finished.stderrText)
     }
 
     /// Runs the command and throws unless it exits 0.
@@ -85,24 +63,9 @@ public struct HostCommand: Sendable {
         return result
     }
 
-    /// SIGTERM, then SIGKILL for a command still there after a grace period:
-    /// the deadline holds even for one that ignores SIGTERM.
-    static func stop(_ process: Process, grace: Duration = .seconds(2)) {
-        process.terminate()
-        let deadline = ContinuousClock.now + grace
-        while process.isRunning && ContinuousClock.now < deadline { usleep(20_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-    }
-
+    /// `name` when it holds a slash, else found in `PATH`, `/usr/sbin` or `/sbin`.
     static func resolve(_ name: String) -> String {
-        if name.contains("/") { return name }
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        for dir in (path.split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin"]) {
-            let candidate = "\(dir)/\(name)"
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        }
-        return "/usr/bin/\(name)"
+        Subprocess.resolve(name)
     }
 }
 

@@ -32,22 +32,21 @@ extension Testbed {
         spec.network = false
         spec.kernelParameters = ["nodeos.shell=0", "nodeos.agent=0"]
         spec.checks = []
-        let machine: Machine
         do {
-            machine = try await Machine.start(spec, in: self)
+            // The body catches its own failures: whatever is thrown comes from starting.
+            return try await Machine.with(spec, in: self, waitForAgent: false) { machine in
+                do {
+                    let match = try await machine.console.expect(
+                        success: ["Run /sbin/init", "nodeos: phase", "nodeos: boot"], failure: ["Kernel panic"], timeout: AcceleratorProbe.probeDeadline)
+                    return .reachedInit("a KVM guest reached init: \(match.line)")
+                } catch {
+                    return .hung("a KVM guest did not reach init within \(AcceleratorProbe.probeDeadline.formattedSeconds)")
+                }
+            }
         } catch let error as MachineError {
             return .startFailed(error.message)
         } catch {
             return .startFailed("\(error)")
-        }
-        do {
-            let match = try await machine.console.expect(
-                success: ["Run /sbin/init", "nodeos: phase", "nodeos: boot"], failure: ["Kernel panic"], timeout: AcceleratorProbe.probeDeadline)
-            await machine.finish(destroy: true)
-            return .reachedInit("a KVM guest reached init: \(match.line)")
-        } catch {
-            await machine.finish(destroy: true)
-            return .hung("a KVM guest did not reach init within \(AcceleratorProbe.probeDeadline.formattedSeconds)")
         }
     }
 }

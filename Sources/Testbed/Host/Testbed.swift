@@ -30,7 +30,7 @@ public final class Testbed: Sendable {
     private let lifecycleHandlers = Handlers()
     private let names = Mutex<Set<String>>([])
     private let acceleratorChoice = Mutex<Accelerator?>(nil)
-    private let acceleratorLock = AsyncLock()
+    private let acceleratorLock = Slots(limit: 1)
     private let closed = Atomic<Bool>(false)
 
     /// The URI to use: `$NODEOS_LIBVIRT_URI` if set, else the embedded driver.
@@ -39,11 +39,11 @@ public final class Testbed: Sendable {
     }
 
     private static let sharedInstance = Mutex<Testbed?>(nil)
-    private static let sharedLock = AsyncLock()
+    private static let sharedLock = Slots(limit: 1)
 
     /// The process-wide testbed, made on first use and closed at exit.
     public static func shared() async throws -> Testbed {
-        try await sharedLock.withLock {
+        try await sharedLock.withSlots(what: "waiting for the shared testbed's lock") {
             if let existing = sharedInstance.withLock({ $0 }) { return existing }
             let testbed = try await Testbed()
             sharedInstance.withLock { $0 = testbed }
@@ -144,7 +144,7 @@ public final class Testbed: Sendable {
     /// The accelerator machines use, decided once per testbed (see ``AcceleratorProbe``).
     public func accelerator(for image: NodeOSImage) async throws -> Accelerator {
         // One decision per testbed, however many machines start at once.
-        try await acceleratorLock.withLock {
+        try await acceleratorLock.withSlots(what: "waiting for the accelerator probe") {
             if let known = acceleratorChoice.withLock({ $0 }) { return known }
             let (host, offered) = try await acceleratorHost()
             let decision = await AcceleratorProbe.decide(host: host, kvmOffered: offered) { [self] in await probeBoot(image) }

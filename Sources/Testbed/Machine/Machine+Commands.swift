@@ -48,7 +48,7 @@ extension Machine {
     public func succeed(_ argv: [String], user: String? = nil, timeout: Duration? = nil) async throws -> String {
         let result = try await execute(argv, user: user, timeout: timeout)
         guard result.succeeded else {
-            throw context.failure(.commandFailed, "\(Self.quote(argv)) failed: \(result)\n--- stdout ---\n\(result.stdout)--- stderr ---\n\(result.stderr)")
+            throw context.failure(.commandFailed, "\(Self.quote(argv)) failed: \(result)\n\(result.transcript)")
         }
         return result.stdout
     }
@@ -64,7 +64,7 @@ extension Machine {
     public func fail(_ argv: [String], user: String? = nil, timeout: Duration? = nil) async throws -> ExecResult {
         let result = try await execute(argv, user: user, timeout: timeout)
         if result.succeeded {
-            throw context.failure(.commandSucceeded, "\(Self.quote(argv)) succeeded but should have failed\n--- stdout ---\n\(result.stdout)--- stderr ---\n\(result.stderr)")
+            throw context.failure(.commandSucceeded, "\(Self.quote(argv)) succeeded but should have failed\n\(result.transcript)")
         }
         return result
     }
@@ -78,18 +78,31 @@ extension Machine {
     /// Retries `argv` about once a second until it succeeds; returns its stdout.
     @discardableResult
     public func waitUntilSucceeds(_ argv: [String], user: String? = nil, timeout: Duration? = nil) async throws -> String {
+        try await waitUntilSucceeds(argv, user: user, timeout: timeout) { _ in true }.stdout
+    }
+
+    /// Retries `argv` about once a second until it succeeds and `accept`
+    /// takes its result; returns that result. A stopped machine ends the wait
+    /// at once; the timeout's error carries the last answer.
+    public func waitUntilSucceeds(
+        _ argv: [String], user: String? = nil, timeout: Duration? = nil, accept: @Sendable (ExecResult) -> Bool
+    ) async throws -> ExecResult {
         let timeout = timeout ?? deadlines.command
         let deadline = ContinuousClock.now + timeout
-        var last: ExecResult?
+        var last = "no answer"
         while ContinuousClock.now < deadline {
-            let remaining = deadline - ContinuousClock.now
-            if let result = try? await execute(argv, user: user, timeout: remaining) {
-                if result.succeeded { return result.stdout }
-                last = result
+            do {
+                let result = try await execute(argv, user: user, timeout: deadline - ContinuousClock.now)
+                if result.succeeded, accept(result) { return result }
+                last = "\(result)\n\(result.transcript)"
+            } catch let error as MachineError where error.kind == .machineStopped {
+                throw error
+            } catch {
+                last = "\(error)"
             }
             try await Task.sleep(for: .seconds(1))
         }
-        throw context.failure(.timeout, "\(Self.quote(argv)) did not succeed within \(timeout.formattedSeconds); last: \(last.map { "\($0)\n--- stdout ---\n\($0.stdout)--- stderr ---\n\($0.stderr)" } ?? "no answer")")
+        throw context.failure(.timeout, "\(Self.quote(argv)) did not succeed within \(timeout.formattedSeconds); last: \(last)")
     }
 
     /// Reads a file from the guest.
@@ -141,5 +154,28 @@ extension Machine {
         } catch let error as TimeoutError {
             throw context.failure(.timeout, error.description + (await silenceNote(since: sent, timeout: timeout)))
         }
+    }
+}
+
+extension Machine {
+    // MARK: Ports
+
+    /// Leads a port on the host's 127.0.0.1 (`hostPort`, or any free one) to
+    /// `guestPort` in the guest, through the tunnel, so it works the same on
+    /// a remote libvirt host. Needs ``MachineSpec/tunnel``; the forward ends
+    /// with the machine.
+    ///
+    /// ```swift
+    /// let web = try machine.forward(guestPort: 8080)
+    /// let (body, _) = try await URLSession.shared.data(from: web.url.appendingPathComponent("health"))
+    /// ```
+    public nonisolated func forward(guestPort: Int, hostPort: Int = 0) throws -> PortForward {
+        guard let tunnel else {
+            throw context.failure(.testbed, "forwarding guest port \(guestPort): the machine has no tunnel (set MachineSpec.tunnel)")
+        }
+        let forward = try PortForward(tunnel: tunnel, guestPort: guestPort, hostPort: hostPort, connectTimeout: deadlines.command)
+        shared.forwards.withLock { $0.append(forward) }
+        if state.isFinished { forward.stop() }
+        return forward
     }
 }

@@ -8,18 +8,21 @@ extension Machine {
 
     /// Reboots cleanly through init and waits for the agent of the new boot.
     public func reboot(timeout: Duration? = nil) async throws {
+        await saveServiceLogs()
         let before = agent.ready.count
         agent.expectNewBoot()
         _ = try await request("reboot", [:], timeout: deadlines.command)
         try await waitUntil(timeout: timeout ?? deadlines.agent, "waiting for the agent after a reboot") { [agent] in
             agent.ready.count > before
         }
+        tunnel?.restart()
     }
 
     /// Shuts down cleanly through init (the agent's `shutdown`) and waits for
     /// the domain to stop; then saves the artifacts and frees the slot.
     public func shutdown(timeout: Duration? = nil) async throws {
-        guard !finished else { return }
+        guard !state.isFinished else { return }
+        await saveServiceLogs()
         let timeout = timeout ?? deadlines.shutdown
         do {
             _ = try await request("shutdown", [:], timeout: timeout)
@@ -28,7 +31,7 @@ extension Machine {
         }
         do {
             try await waitUntil(timeout: timeout, "waiting for the machine to power off", failOnProblems: false) { [shared] in
-                shared.stopped.withLock { $0 != nil }
+                shared.state.withLock { $0.isStopped }
             }
         } catch {
             await finish(destroy: true)
@@ -53,27 +56,32 @@ extension Machine {
     }
 
     /// Whether the domain has stopped.
-    public var isStopped: Bool { shared.stopped.withLock { $0 != nil } }
+    public var isStopped: Bool { state.isStopped }
+
+    /// Where the machine is in its life.
+    public nonisolated var state: MachineState { shared.state.withLock { $0 } }
 
     /// Stops the machine if it still runs (destroying it), then saves artifacts.
     /// Called by `withMachine` on every exit path.
     public func finish(destroy: Bool = true) async {
-        guard !finished else { return }
-        finished = true
+        if !state.isStopped { await saveServiceLogs() }
+        let before = state
+        guard shared.state.withLock({ $0.beginFinish() }) else { return }
         let domain = self.domain
         // A stopped event means QEMU is gone (and the transient domain with it).
-        if shared.stopped.withLock({ $0 }) == nil {
+        if !before.isStopped {
             _ = try? await Blocking.run {
                 if domain.isActive() { try domain.destroy() }
             }
         }
         Cleanup.unregister(domain: domain)
-        shared.stopped.withLock { if $0 == nil { $0 = "the machine was destroyed" } }
         testbed.onLifecycle(of: name, nil)
         // The report first: whatever happens next, the artifacts say how it went.
         let report = bootReport(memory: nil)
         try? report.json.write(to: artifacts.appendingPathComponent("report.json"), atomically: true, encoding: .utf8)
-        await Self.closeStreams(console, agent, machine: name)
+        for forward in shared.forwards.withLock({ $0 }) { forward.stop() }
+        tunnel?.close(reason: "the machine finished")
+        await Self.closeStreams(console, agent, tunnel?.takeChannel() as? DomainStream, machine: name)
         if let root = testbed.embedRoot {
             Self.copyIfPresent(root.qemuLog(domain: name), to: artifacts.appendingPathComponent("qemu.log"))
         }
@@ -85,12 +93,37 @@ extension Machine {
             shared.problems.withLock { $0.append("volumes: \(problem)") }
         }
         testbed.releaseName(name)
-        await MachineLimiter.shared.release()
+        Slots.machines.release()
+    }
+
+    /// Appends each service's log of this boot (the guest keeps it in RAM,
+    /// `/var/log/services/NAME.log`) to `services/NAME.log` in the artifacts,
+    /// under a line naming the boot. Best effort: a guest that cannot answer
+    /// within a few seconds costs nothing more.
+    func saveServiceLogs() async {
+        guard !spec.serviceNames.isEmpty, agent.ready.count > 0 else { return }
+        let folder = artifacts.appendingPathComponent("services")
+        try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let boot = agent.ready.bootID ?? "?"
+        for name in spec.serviceNames {
+            let text: Data
+            do {
+                text = try await readFile("/var/log/services/\(name).log", timeout: .seconds(10))
+            } catch {
+                text = Data("(not read: \(error))\n".utf8)
+            }
+            let file = folder.appendingPathComponent("\(name).log")
+            if !FileManager.default.fileExists(atPath: file.path) { _ = FileManager.default.createFile(atPath: file.path, contents: nil) }
+            guard let handle = try? FileHandle(forWritingTo: file) else { continue }
+            _ = try? handle.seekToEnd()
+            try? handle.write(contentsOf: Data("--- boot \(boot) ---\n".utf8) + text)
+            try? handle.close()
+        }
     }
 
     /// Closes the console and agent streams off the cooperative pool, waiting
     /// at most 10 s: a stuck libvirt stream must not keep a test from ending.
-    static func closeStreams(_ console: Console, _ agent: AgentClient, machine: String) async {
+    static func closeStreams(_ console: Console, _ agent: AgentClient, _ tunnelChannel: DomainStream?, machine: String) async {
         final class Once: Sendable {
             private let done = Atomic<Bool>(false)
             func claim() -> Bool { !done.exchange(true, ordering: .acquiringAndReleasing) }
@@ -100,11 +133,12 @@ extension Machine {
             DispatchQueue.global().async {
                 console.detach(reason: "the machine stopped")
                 agent.close()
+                tunnelChannel?.close()
                 if once.claim() { continuation.resume() }
             }
             DispatchQueue.global().asyncAfter(deadline: .now() + 10) {
                 if once.claim() {
-                    LibvirtLog.append("machine '\(machine)': closing its console and agent streams took over 10 s; going on")
+                    LibvirtLog.append("machine '\(machine)': closing its console, agent and tunnel streams took over 10 s; going on")
                     continuation.resume()
                 }
             }

@@ -9,11 +9,11 @@ extension Machine {
     /// Starts a machine: writes its domain XML, starts the domain paused,
     /// attaches the console and agent channel, then lets it run.
     ///
-    /// Waits for a free slot under the process-wide ``MachineLimiter`` first.
+    /// Waits for a free slot under the process-wide ``Slots/machines`` first.
     public static func start(_ spec: MachineSpec, in testbed: Testbed) async throws -> Machine {
         let accelerator: Accelerator
         if let chosen = spec.accelerator { accelerator = chosen } else { accelerator = try await testbed.accelerator(for: spec.image) }
-        try await MachineLimiter.shared.acquire()
+        try await Slots.machines.acquire(what: "waiting for a machine slot (NODEOS_MAX_MACHINES sets the bound)")
         let name = testbed.reserveName(spec.name)
         var staged: StagedVolumes?
         do {
@@ -25,7 +25,7 @@ extension Machine {
         } catch {
             _ = await staged?.finish(download: false)
             testbed.releaseName(name)
-            await MachineLimiter.shared.release()
+            Slots.machines.release()
             throw error
         }
     }
@@ -50,6 +50,7 @@ extension Machine {
         let hostStart = ContinuousClock.now
         let startedAt = Date()
         let agent = AgentClient(transcriptPath: folder.appendingPathComponent("agent.jsonl").path, hostStart: hostStart)
+        let tunnel = spec.tunnel ? Tunnel(targets: spec.tunnelTargets, log: { LibvirtLog.append("machine '\(name)': \($0)") }) : nil
 
         let checks = CompiledChecks(spec.checks)
         let allowedGuestErrors = spec.allowedGuestErrors
@@ -91,12 +92,13 @@ extension Machine {
             }
             shared.notifier.notify()
         }
-        testbed.onLifecycle(of: name) { [weak console, weak agent] event in
+        testbed.onLifecycle(of: name) { [weak console, weak agent, weak tunnel] event in
             LibvirtLog.append("lifecycle \(event)")
             guard event.isStopped else { return }
-            shared.stopped.withLock { if $0 == nil { $0 = "the domain stopped (\(event))" } }
+            shared.state.withLock { $0.stop("the domain stopped (\(event))") }
             console?.log.close(reason: "the machine stopped")
             agent?.fail("the machine stopped")
+            tunnel?.close(reason: "the machine stopped")
             shared.notifier.notify()
             // The console stream normally ends by itself once drained; make sure
             // it does not keep the pty's lock file past the machine's end.
@@ -121,6 +123,12 @@ extension Machine {
                         try domain.openChannel(AgentProtocol.channelName, channel)
                         try agent.attach(channel)
                     }
+                    if let tunnel {
+                        let channel = try connection.newStream()
+                        try domain.openChannel(TunnelProtocol.channelName, channel)
+                        tunnel.attach(channel: channel) { bytes in try channel.send(bytes) }
+                        try channel.startReceiving(onData: { tunnel.receive($0) }, onEnd: { _ in tunnel.close(reason: "the guest closed the tunnel") })
+                    }
                     let attached = ContinuousClock.now
                     if !spec.startsPaused { try domain.resume() }
                     LibvirtLog.append(String(format: "machine '%@': domain created %.0f ms after host start, console and agent attached in %.0f ms, resumed in %.0f ms",
@@ -136,11 +144,14 @@ extension Machine {
             testbed.onLifecycle(of: name, nil)
             console.detach(reason: "the machine did not start")
             agent.close()
+            tunnel?.close(reason: "the machine did not start")
+            (tunnel?.takeChannel() as? DomainStream)?.close()
             if let root = testbed.embedRoot { copyIfPresent(root.qemuLog(domain: name), to: folder.appendingPathComponent("qemu.log")) }
             throw context.failure(.testbed, error.description)
         }
         return Machine(name: name, spec: spec, console: console, artifacts: folder, accelerator: accelerator, hostStart: hostStart,
-                       startedAt: startedAt, testbed: testbed, domain: domain, agent: agent, shared: shared, context: context, staged: staged)
+                       startedAt: startedAt, testbed: testbed, domain: domain, agent: agent, tunnel: tunnel, shared: shared,
+                       context: context, staged: staged)
     }
 
     /// Opens the serial console, retrying while another machine's console

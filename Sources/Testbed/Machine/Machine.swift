@@ -32,12 +32,13 @@ public actor Machine {
     nonisolated let testbed: Testbed
     nonisolated let domain: Domain
     nonisolated let agent: AgentClient
+    /// The tunnel's host end, when the spec asked for one.
+    nonisolated let tunnel: Tunnel?
     nonisolated let shared: Shared
     nonisolated let context: FailureContext
     /// The machine's volumes in the libvirt host's storage pool, when they were uploaded.
     nonisolated let staged: StagedVolumes?
     var hello: JSONValue?
-    var finished = false
 
     /// State the libvirt callbacks update (off the actor).
     final class Shared: Sendable {
@@ -45,14 +46,18 @@ public actor Machine {
         let problems = Mutex<[String]>([])
         /// Console lines that looked like init's but carried no valid seal.
         let forgedLines = Mutex(0)
-        let stopped = Mutex<String?>(nil)
+        /// Its lifecycle: libvirt's stop event and ``Machine/finish(destroy:)`` move it.
+        let state = Mutex(MachineState.running)
         let notifier = ChangeNotifier()
+        let forwards = Mutex<[PortForward]>([])
     }
 
     init(
         name: String, spec: MachineSpec, console: Console, artifacts: URL, accelerator: Accelerator, hostStart: ContinuousClock.Instant,
-        startedAt: Date, testbed: Testbed, domain: Domain, agent: AgentClient, shared: Shared, context: FailureContext, staged: StagedVolumes?
+        startedAt: Date, testbed: Testbed, domain: Domain, agent: AgentClient, tunnel: Tunnel?, shared: Shared, context: FailureContext,
+        staged: StagedVolumes?
     ) {
+        self.tunnel = tunnel
         self.staged = staged
         self.name = name
         self.spec = spec
@@ -105,7 +110,7 @@ public actor Machine {
                     if failOnProblems, let problem = shared.problems.withLock({ $0.first }) {
                         throw context.failure(.failurePattern, "\(what): \(problem)")
                     }
-                    if let stopped = shared.stopped.withLock({ $0 }) {
+                    if let stopped = shared.state.withLock({ $0.reason }) {
                         throw context.failure(.machineStopped, "\(what): \(stopped)")
                     }
                     await withTaskGroup(of: Void.self) { group in

@@ -30,11 +30,7 @@ public struct MachineError: Error, CustomStringConvertible, Sendable {
     public var artifacts: String
 
     public var description: String {
-        var text = "machine '\(machine)': \(message)"
-        text += "\n--- last \(consoleTail.count) console lines ---\n"
-        text += consoleTail.joined(separator: "\n")
-        text += "\n--- artifacts: \(artifacts)"
-        return text
+        "machine '\(machine)': \(message)" + ConsoleLog.failureBlocks(consoleTail: consoleTail, artifacts: artifacts)
     }
 }
 

@@ -65,6 +65,14 @@ public struct MachineSpec: Sendable {
     public var network: Bool = true
     /// Capture the NIC's traffic into `capture.pcap` in the artifacts folder.
     public var capture: Bool = false
+    /// The tunnel's channel (``Machine/forward(guestPort:hostPort:)``): host
+    /// ports led to guest ports through libvirt, on any libvirt host.
+    public var tunnel: Bool = false
+    /// The services its boot configuration starts: their logs are saved in
+    /// the artifacts (`services/NAME.log`) before the machine goes down.
+    public var serviceNames: [String] = []
+    /// Where the guest's tunnel listeners (its config's `tunnel.listen`) lead on this host, by name.
+    public var tunnelTargets: [String: TunnelTarget] = [:]
     /// `nil`: decided by the testbed's probe (KVM only where it was shown to work).
     public var accelerator: Accelerator?
     /// Trouble signs watched for on the console.
@@ -102,7 +110,7 @@ public struct MachineSpec: Sendable {
         DomainSpec(
             name: name, accelerator: accelerator, memoryMiB: memoryMiB, vcpus: vcpus, emulator: emulator,
             kernel: image.kernelPath, commandLine: commandLine, rootfs: image.rootfsPath, disks: disks,
-            network: network ? DomainSpec.Network(capturePath: capturePath) : nil,
+            network: network ? DomainSpec.Network(capturePath: capturePath) : nil, tunnelChannel: tunnel,
             balloonStatsPeriod: balloonStatsPeriod, firmware: firmware)
     }
 }

@@ -81,8 +81,8 @@ public final class VolumeStaging: Sendable {
     public let poolPath: String
     let connection: Connection
     let uri: String
-    private let poolLock = AsyncLock()
-    private let imageLock = AsyncLock()
+    private let poolLock = Slots(limit: 1)
+    private let imageLock = Slots(limit: 1)
     private let pool = Mutex<StoragePool?>(nil)
 
     init(connection: Connection, uri: String) {
@@ -98,7 +98,7 @@ public final class VolumeStaging: Sendable {
 
     /// The pool, found or made (defined, built, started) on first use.
     func storagePool() async throws -> StoragePool {
-        try await poolLock.withLock {
+        try await poolLock.withSlots(what: "waiting for the storage pool's lock") {
             if let known = pool.withLock({ $0 }) { return known }
             let (connection, name, path) = (self.connection, poolName, poolPath)
             let found = try await Self.blocking {
@@ -160,7 +160,7 @@ public final class VolumeStaging: Sendable {
         let name = "nodeos-\(image.manifest.imageHash)-\((local as NSString).lastPathComponent)"
         let (connection, place) = (self.connection, self.place)
         // One upload per file, however many machines start at once.
-        return try await imageLock.withLock {
+        return try await imageLock.withSlots(what: "waiting for the image upload's lock") {
             try await Self.blocking {
                 let operation = "uploading \(what) (\(local)) to \(place)"
                 let size = try Self.size(of: local, operation)

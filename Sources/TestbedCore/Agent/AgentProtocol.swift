@@ -170,6 +170,11 @@ public struct ExecResult: Sendable, Equatable, Codable, CustomStringConvertible 
             timedOut: result["timedOut"]?.boolValue ?? false)
     }
 
+    /// Both streams under their headings, for failure messages.
+    public var transcript: String {
+        "--- stdout ---\n\(stdout)\(stdout.hasSuffix("\n") || stdout.isEmpty ? "" : "\n")--- stderr ---\n\(stderr)"
+    }
+
     public var description: String {
         let how = status.map { "exit status \($0)" } ?? "signal \(signal ?? "?")"
         return "\(how)\(timedOut ? " (timed out)" : "") after \(duration.formattedSeconds)"

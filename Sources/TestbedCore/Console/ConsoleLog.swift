@@ -277,6 +277,18 @@ public final class ConsoleLog: Sendable {
         }
     }
 
+    /// How a failure message shows the last console lines and where the
+    /// artifacts are: each block on its own lines, every line after the first
+    /// indented by `indent`. Empty blocks are left out.
+    public static func failureBlocks(consoleTail: [String], artifacts: String?, indent: String = "") -> String {
+        var text = ""
+        if !consoleTail.isEmpty {
+            text += "\n\(indent)--- last \(consoleTail.count) console lines ---\n\(indent)" + consoleTail.joined(separator: "\n\(indent)")
+        }
+        if let artifacts { text += "\n\(indent)--- artifacts: \(artifacts)" }
+        return text
+    }
+
     /// The last `count` lines (a trailing partial line counts).
     public func lastLines(_ count: Int = 20) -> [String] {
         let tail = state.withLock { Array($0.bytes.suffix(64 * 1024)) }

@@ -38,6 +38,10 @@ public struct DomainSpec: Sendable, Equatable {
 
     /// A QEMU user-mode (slirp) NIC, optionally captured into a pcap file.
     public struct Network: Sendable, Equatable {
+        /// The address QEMU's user-mode network gives the guest (NodeOS's
+        /// default when `nodeos.net` says nothing else).
+        public static let guestAddress = "10.0.2.15"
+
         public var model: String
         /// QEMU `filter-dump` target; `nil` captures nothing.
         public var capturePath: String?
@@ -61,6 +65,9 @@ public struct DomainSpec: Sendable, Equatable {
     public var network: Network?
     /// The agent's virtio-serial channel (`org.nodeos.agent`).
     public var agentChannel: Bool
+    /// The tunnel's virtio-serial channel (`org.nodeos.tunnel`): forwarded
+    /// ports and the guest's way to the registry.
+    public var tunnelChannel: Bool
     /// The root disk's device alias (user aliases must start with `ua-`).
     static let rootDiskAlias = "ua-nodeos-root"
     public var rng: Bool
@@ -78,9 +85,10 @@ public struct DomainSpec: Sendable, Equatable {
         name: String, accelerator: Accelerator = .tcg, memoryMiB: Int = 256, vcpus: Int = 1,
         machineType: String = "pc", emulator: String = "/usr/bin/qemu-system-x86_64",
         kernel: String, commandLine: String, rootfs: String, disks: [Disk] = [],
-        network: Network? = Network(), agentChannel: Bool = true, rng: Bool = true, balloonStatsPeriod: Int? = nil,
-        firmware: String? = nil
+        network: Network? = Network(), agentChannel: Bool = true, tunnelChannel: Bool = false, rng: Bool = true,
+        balloonStatsPeriod: Int? = nil, firmware: String? = nil
     ) {
+        self.tunnelChannel = tunnelChannel
         self.firmware = firmware
         self.name = name
         self.accelerator = accelerator
@@ -137,8 +145,8 @@ public struct DomainSpec: Sendable, Equatable {
         x.append("    <controller type='usb' model='none'/>")
         // QEMU's default is 31 ports, each a pair of virtqueues the guest sets
         // up at boot (virtio_console_init ~27 -> ~17 ms under TCG with 2).
-        // Port 0 is reserved for a console, so the agent's port is 1.
-        if agentChannel { x.append("    <controller type='virtio-serial' index='0' ports='2'/>") }
+        // Port 0 is reserved for a console, so the agent's port is 1 and the tunnel's 2.
+        if agentChannel || tunnelChannel { x.append("    <controller type='virtio-serial' index='0' ports='\(tunnelChannel ? 3 : 2)'/>") }
         if let network {
             x.append("    <interface type='user'>")
             x.append("      <model type='\(escape(network.model))'/>")
@@ -150,9 +158,9 @@ public struct DomainSpec: Sendable, Equatable {
         x.append("    <console type='pty'>")
         x.append("      <target type='serial' port='0'/>")
         x.append("    </console>")
-        if agentChannel {
+        for (wanted, channel) in [(agentChannel, AgentProtocol.channelName), (tunnelChannel, TunnelProtocol.channelName)] where wanted {
             x.append("    <channel type='unix'>")
-            x.append("      <target type='virtio' name='\(AgentProtocol.channelName)'/>")
+            x.append("      <target type='virtio' name='\(channel)'/>")
             x.append("    </channel>")
         }
         x.append("    <video>")

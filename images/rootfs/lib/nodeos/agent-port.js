@@ -1,75 +1,15 @@
 'use strict';
-// The agent's transport: the virtio serial port named org.nodeos.agent, with
-// writes queued off the main thread and reads that poll while no host is
-// connected. The protocol itself is agent.js, its operations agent-ops.js.
+// The agent's transport: the virtio serial port named org.nodeos.agent
+// (virtio-port.js). The protocol itself is agent.js, its operations
+// agent-ops.js and agent-service-ops.js.
 
-const fs = require('fs');
-const { safeReaddir } = require('./mounts');
-
-function findAgentPort() {
-  for (const port of safeReaddir('/sys/class/virtio-ports')) {
-    try {
-      if (fs.readFileSync(`/sys/class/virtio-ports/${port}/name`, 'utf8').trim() === 'org.nodeos.agent') return `/dev/${port}`;
-    } catch { /* unnamed port */ }
-  }
-  return null;
-}
-
-function openPort(device, nonBlocking) {
-  const fd = fs.openSync(device, fs.constants.O_RDWR | (nonBlocking ? fs.constants.O_NONBLOCK : 0));
-  // Writes block while no host is connected, so they queue off the main thread.
-  const queue = [];
-  let writing = false;
-  const drained = [];
-  const pump = () => {
-    if (writing) return;
-    // Nothing left to write, or nowhere to write it: whoever waits may go on.
-    if (port.closed) queue.length = 0;
-    if (queue.length === 0) { for (const done of drained.splice(0)) done(); return; }
-    writing = true;
-    const chunk = queue.shift();
-    fs.write(fd, chunk, 0, chunk.length, null, (err, written) => {
-      writing = false;
-      if (err?.code === 'EAGAIN') { queue.unshift(chunk); setTimeout(pump, 5); return; }
-      if (!err && written < chunk.length) queue.unshift(chunk.subarray(written));
-      pump();
-    });
-  };
-  const port = {
-    fd,
-    closed: false,
-    send(chunk) { queue.push(chunk); pump(); },
-    queued: () => queue.length,
-    // Calls back once everything queued so far is written (or the port closed).
-    drain(done) { drained.push(done); pump(); },
-    // Only test faults close the port: the agent then is gone for this boot.
-    close() { port.closed = true; queue.length = 0; try { fs.closeSync(fd); } catch { /* already closed */ } },
-  };
-  return port;
-}
-
-// Reads the port for good, handing each chunk to receive.
-function readPort(port, receive, out) {
-  const buffer = Buffer.alloc(64 * 1024);
-  let idle = 0;
-  const read = () => port.closed || fs.read(port.fd, buffer, 0, buffer.length, null, (err, n) => {
-    if (port.closed) return;
-    if (err?.code === 'EAGAIN') { idle++; setTimeout(read, idle < 200 ? 5 : 20); return; }
-    if (err) { out.error('agent', `read: ${err.message}`); setTimeout(read, 500); return; }
-    // 0 means no host is connected (virtio_console returns at once): poll.
-    if (n === 0) { idle++; setTimeout(read, idle < 200 ? 10 : 100); return; }
-    idle = 0;
-    receive(Buffer.from(buffer.subarray(0, n)));
-    read();
-  });
-  read();
-}
+const { findPort, openPort, readPort } = require('./virtio-port');
 
 // machine is what the agent's operations may use of init: { addon, users,
-// account, hello, childProcess, shutdown }. Returns null without the port;
+// account, hello, childProcess, shutdown, services }. Returns null without the port;
 // else the agent, and listen(), which starts reading and says ready.
 function openAgent({ out, machine, testFaults, bootId }) {
-  const device = findAgentPort();
+  const device = findPort('org.nodeos.agent');
   if (!device) { out.warning('agent', 'no virtio port named org.nodeos.agent; the agent is off'); return null; }
   const { createAgent } = require('./agent');
   const { makeOps } = require('./agent-ops');
@@ -85,14 +25,14 @@ function openAgent({ out, machine, testFaults, bootId }) {
     const timer = setTimeout(once, ms);
     port.drain(once);
   };
-  let ops = makeOps({ ...machine, afterReplies });
+  let ops = { ...makeOps({ ...machine, afterReplies }), ...require('./agent-service-ops').makeServiceOps(machine) };
   if (testFaults) {
     out.warning('agent', 'test faults are enabled (nodeos.test.faults): the agent obeys testFault requests');
     ops = { ...ops, ...require('./test-faults').makeFaultOps({ port, log: out.log, writeConsole: out.writeConsole }) };
   }
   const agent = createAgent({ ops, send: port.send, log: out.log });
   const listen = () => {
-    readPort(port, (chunk) => agent.receive(chunk), out);
+    readPort(port, { receive: (chunk) => agent.receive(chunk), onError: (e) => out.error('agent', `read: ${e.message}`) });
     agent.event('ready', { bootId });
   };
   return { agent, listen };

@@ -6,6 +6,9 @@
 const USER_NAME = /^[a-z_][a-z0-9_-]{0,31}$/;
 const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/;
 const SCRYPT_HASH = /^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/;
+const HOST_ALIAS = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+const LISTENER_NAME = /^[a-z0-9-]+$/;
 const PACKAGE_SPEC = /^(@[a-z0-9][a-z0-9._-]*\/)?[a-z0-9][a-z0-9._-]*(@[^\s]+)?$/;
 
 function isObject(v) { return v !== null && typeof v === 'object' && !Array.isArray(v); }
@@ -48,7 +51,7 @@ function validateConfig(input) {
     c.fail('(root)', `expected a JSON object, got ${typeName(input)}`);
     return { config: null, errors: c.errors };
   }
-  c.keys('', input, ['hostname', 'registry', 'users', 'services']);
+  c.keys('', input, ['hostname', 'registry', 'users', 'services', 'tunnel', 'networks', 'hosts']);
   if ('hostname' in input) c.string('hostname', input.hostname, HOST_NAME, 'a host name ([A-Za-z0-9-], at most 63)');
   if ('registry' in input) {
     c.string('registry', input.registry, /^https?:\/\/[^\s/]+(\/\S*)?$/, 'an http(s) URL');
@@ -100,6 +103,11 @@ function validateConfig(input) {
       if ('restart' in service) c.string(`${path}.restart`, service.restart, /^(always|on-failure|never)$/, 'always, on-failure or never');
     });
   }
+  const tunnel = checkTunnel(c, input.tunnel ?? { listen: [] });
+  const networks = input.networks ?? [];
+  checkNetworks(c, networks);
+  const hosts = input.hosts ?? {};
+  checkHosts(c, hosts);
   if (c.errors.length) return { config: null, errors: c.errors };
   return {
     config: {
@@ -107,9 +115,70 @@ function validateConfig(input) {
       registry: input.registry ?? null,
       users: isObject(users) ? users : {},
       services: services.map((s) => ({ user: 'root', cwd: '/', env: {}, restart: 'on-failure', ...s })),
+      tunnel,
+      networks: networks.map((n) => ({ ...n, mac: n.mac.toLowerCase() })),
+      hosts,
     },
     errors: [],
   };
+}
+
+// tunnel: { listen: [{ name, port }] }: the guest ports the tunnel serves
+// (tunnel.js). Returns it with its defaults.
+function checkTunnel(c, tunnel) {
+  if (!isObject(tunnel)) { c.fail('tunnel', `expected an object, got ${typeName(tunnel)}`); return null; }
+  c.keys('tunnel', tunnel, ['listen']);
+  const listen = tunnel.listen ?? [];
+  if (!Array.isArray(listen)) { c.fail('tunnel.listen', `expected an array, got ${typeName(listen)}`); return null; }
+  const names = new Set();
+  const ports = new Set();
+  listen.forEach((listener, i) => {
+    const path = `tunnel.listen[${i}]`;
+    if (!isObject(listener)) return c.fail(path, `expected an object, got ${typeName(listener)}`);
+    c.keys(path, listener, ['name', 'port']);
+    c.string(`${path}.name`, listener.name, LISTENER_NAME, 'a listener name ([a-z0-9-]+)');
+    c.integer(`${path}.port`, listener.port, 1, 65535);
+    if (names.has(listener.name)) c.fail(`${path}.name`, `duplicate listener name ${listener.name}`);
+    if (ports.has(listener.port)) c.fail(`${path}.port`, `port ${listener.port} is also another listener's`);
+    names.add(listener.name);
+    ports.add(listener.port);
+  });
+  return { listen };
+}
+
+// networks: [{ mac, address, prefix }]: NICs found by MAC (network.js).
+function checkNetworks(c, networks) {
+  if (!Array.isArray(networks)) return c.fail('networks', `expected an array, got ${typeName(networks)}`);
+  const macs = new Set();
+  const addresses = new Set();
+  networks.forEach((network, i) => {
+    const path = `networks[${i}]`;
+    if (!isObject(network)) return c.fail(path, `expected an object, got ${typeName(network)}`);
+    c.keys(path, network, ['mac', 'address', 'prefix']);
+    if (!('mac' in network)) c.fail(`${path}.mac`, 'is required');
+    else if (typeof network.mac !== 'string' || !MAC.test(network.mac.toLowerCase())) c.fail(`${path}.mac`, `expected a MAC address like 52:54:00:12:34:56, got ${JSON.stringify(network.mac)}`);
+    else if (macs.has(network.mac.toLowerCase())) c.fail(`${path}.mac`, `duplicate MAC ${network.mac}`);
+    else macs.add(network.mac.toLowerCase());
+    if (!('address' in network)) c.fail(`${path}.address`, 'is required');
+    else if (!isIPv4(network.address)) c.fail(`${path}.address`, `expected an IPv4 address like 192.168.50.2, got ${JSON.stringify(network.address)}`);
+    else if (addresses.has(network.address)) c.fail(`${path}.address`, `duplicate address ${network.address}`);
+    else addresses.add(network.address);
+    if (!('prefix' in network)) c.fail(`${path}.prefix`, 'is required');
+    else c.integer(`${path}.prefix`, network.prefix, 1, 32);
+  });
+}
+
+// hosts: { name: IPv4 }: lines of /etc/hosts.
+function checkHosts(c, hosts) {
+  if (!isObject(hosts)) return c.fail('hosts', `expected an object, got ${typeName(hosts)}`);
+  for (const [name, address] of Object.entries(hosts)) {
+    if (!HOST_ALIAS.test(name) || name.length > 253) c.fail(`hosts.${name}`, 'a host name must be labels of [A-Za-z0-9-] separated by dots');
+    if (!isIPv4(address)) c.fail(`hosts.${name}`, `expected an IPv4 address like 192.168.50.3, got ${JSON.stringify(address)}`);
+  }
+}
+
+function isIPv4(value) {
+  return typeof value === 'string' && /^\d{1,3}(\.\d{1,3}){3}$/.test(value) && value.split('.').every((o) => Number(o) <= 255 && String(Number(o)) === o);
 }
 
 // Parses the raw bytes of a config volume: JSON, NUL-padded.

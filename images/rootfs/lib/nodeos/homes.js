@@ -106,7 +106,8 @@ function mountHomes({ out, addon, config, users, mounted, hostname }) {
   writeEtc(etcFiles({ users, hostname: hostname(), registry: config?.registry }));
 }
 
-// /etc's files from the users, the hostname and the npm registry: [path, text, mode].
+// /etc's files from the users, the hostname and the npm registry: [path, text, mode]
+// (/etc/hosts is the network stage's).
 function etcFiles({ users, hostname, registry }) {
   const sorted = [...users.values()].sort((x, y) => x.uid - y.uid);
   return [
@@ -115,7 +116,6 @@ function etcFiles({ users, hostname, registry }) {
     // No password means the account cannot log in ("!"), as in shadow(5).
     ['/etc/shadow', sorted.map((u) => `${u.name}:${u.password ?? '!'}\n`).join(''), 0o600],
     ['/etc/hostname', hostname + '\n'],
-    ['/etc/hosts', `127.0.0.1 localhost\n127.0.1.1 ${hostname}\n`],
     ['/etc/npmrc', [
       registry ? `registry=${registry}` : null,
       'prefix=${HOME}', 'cache=${HOME}/.npm', 'update-notifier=false', 'fund=false', 'audit=false', 'loglevel=warn',

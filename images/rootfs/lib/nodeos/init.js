@@ -19,6 +19,7 @@ const { createProcesses } = require('./processes');
 const { installPackages, startServices } = require('./services');
 const { createShutdown, sleepSync } = require('./shutdown');
 const { openAgent } = require('./agent-port');
+const { openTunnel } = require('./tunnel-port');
 
 function step(out, name, fn) {
   try {
@@ -43,7 +44,7 @@ function main({ startedFrom = 'script' } = {}) {
   process.title = 'init';
 
   // libuv's pool has 4 threads by default, and init pins some in blocking
-  // reads for good (the agent's port, the kernel log) or for a while (a
+  // reads for good (the agent's port, the tunnel's, the kernel log) or for a while (a
   // write to a port no host reads); the rest serve the agent's file ops.
   // Read once, at the pool's first use: before that, in the agent's stage.
   process.env.UV_THREADPOOL_SIZE ??= '8';
@@ -57,6 +58,8 @@ function main({ startedFrom = 'script' } = {}) {
   const users = new Map(); // name -> { uid, gid, home, volume }: homes fills it
   const homes = []; // mounted home paths, unmounted at shutdown: homes fills it
   let agent = null;
+  let services = null; // the services' controller, once they started
+  let tunnel = null;
   const phaseTimes = {};
 
   // The name init set; loading 'os' just to read it back costs ~10 ms under TCG.
@@ -120,11 +123,11 @@ function main({ startedFrom = 'script' } = {}) {
   phase('config');
   step(out, 'homes', () => mountHomes({ out, addon, config, users, mounted: homes, hostname: currentHostname }));
   phase('homes');
-  step(out, 'network', () => configureNetwork({ addon, net: settings.net }));
+  step(out, 'network', () => configureNetwork({ out, addon, net: settings.net, networks: config?.networks, hosts: config?.hosts, hostname: currentHostname() }));
   phase('network');
   if (settings.agent) {
     step(out, 'agent', () => {
-      const machine = { addon, users, account: accountOf, hello, childProcess: processes.childProcess, shutdown: stop.shutdown };
+      const machine = { addon, users, account: accountOf, hello, childProcess: processes.childProcess, shutdown: stop.shutdown, services: () => services };
       const opened = openAgent({ out, machine, testFaults: settings.testFaults, bootId });
       if (!opened) return;
       agent = opened.agent;
@@ -132,22 +135,34 @@ function main({ startedFrom = 'script' } = {}) {
     });
   }
   phase('agent');
+  // The tunnel's listeners serve what comes next (npm's registry may be
+  // one); without any, the tunnel waits until after the ready line.
+  const listeners = config?.tunnel?.listen ?? [];
+  if (listeners.length) step(out, 'tunnel', () => { tunnel = openTunnel({ out, listeners }); });
   const { childProcess } = processes;
-  step(out, 'packages', () => installPackages({ out, config, result: configResult, account: accountOf, childProcess, phase }));
-  step(out, 'services', () => startServices({ out, config, account: accountOf, childProcess, shuttingDown: stop.shuttingDown }));
-  step(out, 'config-result', () => writeConfigResult({ bootId, result: configResult }));
-  phase('ready');
+  // A promise when there are packages: npm runs while the loop serves the
+  // agent and the tunnel; the rest of the boot follows it.
+  const installing = step(out, 'packages', () => installPackages({ out, config, result: configResult, account: accountOf, childProcess, phase }));
+  if (installing) installing.catch((e) => out.error('packages', e.stack || e.message)).then(comeUp);
+  else comeUp();
 
-  // Lazy work, after the ready line.
-  setImmediate(() => {
-    // The pool exists by now if the agent does (it reads through it); children need not see this.
-    delete process.env.UV_THREADPOOL_SIZE;
-    step(out, 'child-process', childProcess);
-    if (settings.shell) step(out, 'console', () => startConsoleShell({ out, addon, childProcess, rootEnv: () => accountOf({}).env }));
-    if (agent) step(out, 'kernel-log', () => startKernelLog({ out, addon, agent }));
-  });
-  process.on('SIGCHLD', () => setImmediate(processes.reapOrphans));
-  setInterval(processes.reapOrphans, 5000).unref();
+  function comeUp() {
+    step(out, 'services', () => { services = startServices({ out, config, account: accountOf, childProcess, shuttingDown: stop.shuttingDown }); });
+    step(out, 'config-result', () => writeConfigResult({ bootId, result: configResult }));
+    phase('ready');
+
+    // Lazy work, after the ready line.
+    setImmediate(() => {
+      // The pool exists by now if the agent does (it reads through it); children need not see this.
+      delete process.env.UV_THREADPOOL_SIZE;
+      step(out, 'child-process', childProcess);
+      if (settings.shell) step(out, 'console', () => startConsoleShell({ out, addon, childProcess, rootEnv: () => accountOf({}).env }));
+      if (agent) step(out, 'kernel-log', () => startKernelLog({ out, addon, agent }));
+      if (!listeners.length) step(out, 'tunnel', () => { tunnel = openTunnel({ out, listeners: [] }); });
+    });
+    process.on('SIGCHLD', () => setImmediate(processes.reapOrphans));
+    setInterval(processes.reapOrphans, 5000).unref();
+  }
 }
 
 // Returns the kernel log records plus the offset that turns their clock

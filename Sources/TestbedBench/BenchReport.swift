@@ -1,4 +1,5 @@
 import Foundation
+import Testbed
 
 /// A static HTML page with SVG charts: the boot timeline per phase (testbed
 /// against plain QEMU), the trend over the history, and memory. No scripts,

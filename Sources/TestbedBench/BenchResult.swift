@@ -1,4 +1,5 @@
 import Foundation
+import Testbed
 
 /// One boot, measured: by the testbed (through libvirt) or by the plain-QEMU
 /// runner (`images/qemu-boot`), the baseline the testbed's overhead is

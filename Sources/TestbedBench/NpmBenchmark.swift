@@ -5,15 +5,24 @@ import Testbed
 /// Times `npm install -g PACKAGE` as a user in a fresh guest home, against the
 /// host's npm (the pinned node, same version as the guest's) installing from
 /// the same registry into a fresh prefix and cache; rounds interleaved.
-struct NpmBenchmark {
-    var image: NodeOSImage
-    var packages: URL
-    var package: String
-    var installs: Int
-    var hostNode: String
-    var hostNpmCLI: String
+public struct NpmBenchmark: Sendable {
+    public var image: NodeOSImage
+    public var packages: URL
+    public var package: String
+    public var installs: Int
+    public var hostNode: String
+    public var hostNpmCLI: String
 
-    func run(progress: @Sendable (String) -> Void) async throws -> NpmInstallBench {
+    public init(image: NodeOSImage, packages: URL, package: String, installs: Int, hostNode: String, hostNpmCLI: String) {
+        self.image = image
+        self.packages = packages
+        self.package = package
+        self.installs = installs
+        self.hostNode = hostNode
+        self.hostNpmCLI = hostNpmCLI
+    }
+
+    public func run(progress: @Sendable (String) -> Void) async throws -> NpmInstallBench {
         for path in [hostNode, hostNpmCLI] where !FileManager.default.fileExists(atPath: path) {
             throw TestbedError.setup("npm benchmark: \(path) is missing (make image fetches the pinned node)")
         }
@@ -42,9 +51,7 @@ struct NpmBenchmark {
         spec.memoryMiB = 384
         spec.attach(home)
         try spec.configure(config, in: folder)
-        let machine = try await Machine.start(spec, in: testbed)
-        do {
-            try await machine.waitForAgent()
+        return try await Machine.with(spec, in: testbed) { machine in
             let clock = ContinuousClock()
             let started = clock.now
             let result = try await machine.execute(["npm", "install", "-g", package], user: "alice", timeout: .seconds(900))
@@ -54,9 +61,6 @@ struct NpmBenchmark {
             }
             try await machine.shutdown()
             return took
-        } catch {
-            await machine.finish(destroy: true)
-            throw error
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Testbed
 
 /// Bench results over time: one JSON document per run in a folder. Chosen
 /// over SQLite because a run is written once and read whole, files diff and

@@ -1,4 +1,5 @@
 import Foundation
+import Testbed
 
 /// The nightly question: did this phase get slower? Asked of two sets of
 /// samples taken in the same run (interleaved boots of baseline and

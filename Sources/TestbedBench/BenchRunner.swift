@@ -1,4 +1,5 @@
 import Foundation
+import Testbed
 
 /// Boots an image N times through the testbed and N times through the plain
 /// QEMU runner, interleaved so that the host's noise lands on both alike, and
@@ -67,21 +68,15 @@ public struct BenchRunner: Sendable {
         spec.memoryMiB = memoryMiB
         spec.kernelParameters += extra
         spec.network = false
-        let machine = try await Machine.start(spec, in: testbed)
-        do {
-            try await machine.waitForAgent()
+        return try await Machine.with(spec, in: testbed) { machine in
             let memory = try await machine.memory()
             let report = await machine.bootReport(memory: memory)
             try await machine.shutdown()
-            await machine.finish()
             let mib = { (kib: UInt64?) in kib.map { Double($0) / 1024 } }
             return BootSample(
                 runner: runner, readyMs: report["ready"] ?? .nan,
                 phases: report.guestPhases.map { BootSample.Phase(name: $0.name, ms: $0.milliseconds) },
                 guestUsedMiB: mib(memory.guestUsedKiB), initRssMiB: mib(memory.initRssKiB), qemuRssMiB: mib(memory.qemuRssKiB))
-        } catch {
-            await machine.finish()
-            throw error
         }
     }
 
