@@ -4,8 +4,10 @@ import Testbed
 /// Connects this terminal to a machine's console, raw, until Ctrl-] or the
 /// machine stops: what `boot` does and what `run --keep-on-failure` offers
 /// for a kept machine. With `replayingLast`, only that many bytes of what the
-/// console already printed are shown first; otherwise all of it.
-func attachConsole(_ machine: Machine, replayingLast replay: Int? = nil) async {
+/// console already printed are shown first; otherwise all of it. `afterwards`
+/// runs once input ends (Ctrl-], end of input), while the console still shows:
+/// what a shutdown prints is seen.
+func attachConsole(_ machine: Machine, replayingLast replay: Int? = nil, afterwards: () async -> Void = {}) async {
     let terminal = RawTerminal()
     terminal.enable()
     Testbed.onExit { terminal.restore() }
@@ -27,6 +29,7 @@ func attachConsole(_ machine: Machine, replayingLast replay: Int? = nil) async {
         if await machine.isStopped { break }
     }
     terminal.restore()
+    await afterwards()
     output.cancel()
 }
 

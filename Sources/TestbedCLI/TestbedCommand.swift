@@ -140,9 +140,9 @@ struct Boot: AsyncParsableCommand {
     private func interactive(_ spec: MachineSpec, _ testbed: Testbed) async throws {
         try await Machine.with(spec, in: testbed, waitForAgent: false) { machine in
             FileHandle.standardError.write(Data("testbed: console of '\(machine.name)' attached; Ctrl-] detaches and shuts the machine down\r\n".utf8))
-            await attachConsole(machine)
-            FileHandle.standardError.write(Data("\ntestbed: detached; shutting '\(machine.name)' down\n".utf8))
-            if !(await machine.isStopped) {
+            await attachConsole(machine) {
+                FileHandle.standardError.write(Data("\ntestbed: detached; shutting '\(machine.name)' down\n".utf8))
+                guard !(await machine.isStopped) else { return }
                 do {
                     try await machine.shutdown(timeout: machine.deadlines.shutdown)
                 } catch {
