@@ -150,6 +150,9 @@ public struct MachineDefinition: Sendable {
     public var forwards: [Forward] = []
     /// Whether the machine gets the tunnel's channel: it forwards ports, or a step talks to one.
     public var tunnel = false
+    /// `egress: open`: the NIC reaches the host's loopback and beyond; by
+    /// default it lets the guest open no connection at all.
+    public var openEgress = false
 }
 
 /// Compares text a command printed or a file holds.

@@ -11,7 +11,7 @@ extension Reader {
             keys = [:] // `web:` alone: every default.
         } else {
             keys = try mapping(field, allowed: ["image", "memory", "vcpus", "hostname", "kernel-parameters", "network", "capture",
-                                                "users", "homes", "allowed-guest-errors", "ignore-checks", "services", "forward"])
+                                                "users", "homes", "allowed-guest-errors", "ignore-checks", "services", "forward", "egress"])
         }
         var image: URL
         if let value = keys["image"] {
@@ -111,6 +111,13 @@ extension Reader {
             definition.services = try services(value, users: users)
         }
         if let value = keys["forward"] { definition.forwards = try forwards(value) }
+        if let value = keys["egress"] {
+            switch try string(value) {
+            case "offered": definition.openEgress = false
+            case "open": definition.openEgress = true
+            case let other: throw error(value, "'offered' (the default: only the registry and forwarded ports, through the tunnel) or 'open' (the NIC reaches the host and beyond), not '\(other)'")
+            }
+        }
         return definition
     }
 

@@ -19,8 +19,11 @@ public struct ScenarioParser: Sendable {
     /// Variables set from outside (the CLI's `--var`), over the file's own.
     public var overrides: [String: String]
 
-    /// Variables the runner fills in: `${registry}` is the registry's URL as guests reach it.
-    public static let runtimeVariables: Set<String> = ["registry"]
+    /// Variables the runner fills in: `${registry}` is the registry's URL as
+    /// guests reach it (through the tunnel); `${registry-host-port}` its port
+    /// on the host's loopback, which guests are not offered (for scenarios
+    /// that show they cannot reach it).
+    public static let runtimeVariables: Set<String> = ["registry", "registry-host-port"]
 
     public init(checkFiles: Bool = true, defaultImage: URL? = nil, overrides: [String: String] = [:]) {
         self.checkFiles = checkFiles
@@ -170,7 +173,7 @@ struct Reader {
 
         // The registry: wanted when a machine installs packages or a step installs or counts requests.
         var registry: URL?
-        let needsRegistry = machines.contains { $0.users.contains { !$0.packages.isEmpty } } || steps.contains { $0.action.needsRegistry } || keys["registry"] != nil || usesRuntimeVariable(yaml, "registry")
+        let needsRegistry = machines.contains { $0.users.contains { !$0.packages.isEmpty } } || steps.contains { $0.action.needsRegistry } || keys["registry"] != nil || usesRuntimeVariable(yaml, "registry") || usesRuntimeVariable(yaml, "registry-host-port")
         if needsRegistry {
             let folder: URL
             if let value = keys["registry"] {

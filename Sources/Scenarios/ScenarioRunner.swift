@@ -276,6 +276,7 @@ final class Execution: @unchecked Sendable {
             spec.network = definition.network
             spec.capture = definition.capture
             spec.tunnel = definition.tunnel || !definition.services.isEmpty || !definition.forwards.isEmpty
+            spec.restrictEgress = !definition.openEgress
             spec.serviceNames = definition.services.map(\.name)
             spec.allowedGuestErrors = Set(definition.allowedGuestErrors)
             spec.checks.removeAll { definition.ignoredChecks.contains($0.name) }
@@ -292,7 +293,11 @@ final class Execution: @unchecked Sendable {
                 spec.attach(volume)
                 state.homes[home.user] = volume
             }
-            var config = BootConfig(hostname: definition.hostname, registry: registry?.guestURL.absoluteString)
+            var config = BootConfig(hostname: definition.hostname)
+            if let registry {
+                // Through libvirt, so a remote host's guests reach this host's registry too.
+                config.registry = spec.offer("registry", TunnelTarget(port: registry.port), atGuestPort: Self.registryGuestPort, in: &config).absoluteString
+            }
             for user in definition.users {
                 let hash = try user.password.map { try BootConfig.hashPassword($0, cost: 1024) }
                 config.users[user.name] = .init(uid: user.uid ?? definition.homes.first { $0.user == user.name }?.uid,
@@ -302,7 +307,7 @@ final class Execution: @unchecked Sendable {
                 config.users[home.user] = .init(uid: home.uid)
             }
             if !definition.services.isEmpty { config.services = definition.services }
-            if config.hostname != nil || config.registry != nil || !config.users.isEmpty || config.services != nil {
+            if config.hostname != nil || config.registry != nil || !config.users.isEmpty || config.services != nil || config.tunnel != nil {
                 try spec.configure(config, in: volumes)
             }
             state.spec = spec
@@ -311,9 +316,14 @@ final class Execution: @unchecked Sendable {
 
     // MARK: Steps
 
+    /// Where guests reach the registry: their own loopback, led to the host's registry by the tunnel.
+    static let registryGuestPort = 4873
+    static let registryGuestURL = "http://127.0.0.1:\(registryGuestPort)/"
+
     func expand(_ text: String) -> String {
         guard text.contains("${"), let registry else { return text }
-        return text.replacingOccurrences(of: "${registry}", with: registry.guestURL.absoluteString)
+        return text.replacingOccurrences(of: "${registry}", with: Self.registryGuestURL)
+            .replacingOccurrences(of: "${registry-host-port}", with: String(registry.port))
     }
 
     func state(_ step: Step) throws -> MachineRecord {

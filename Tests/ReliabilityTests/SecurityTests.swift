@@ -56,6 +56,42 @@ extension Reliability {
             }
         }
 
+        @Test("a guest process cannot reach a host loopback port it was not offered; the one it was offered answers")
+        func loopbackNotOffered() async throws {
+            try await injecting("guest connects to an unoffered host loopback port", category: "security") { notes, work in
+                // A port on the host's loopback that nobody offered the guest: a plain TCP listener.
+                let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+                defer { close(listener) }
+                var address = sockaddr_in()
+                address.sin_family = sa_family_t(AF_INET)
+                address.sin_addr.s_addr = inet_addr("127.0.0.1")
+                var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+                let bound = withUnsafeMutablePointer(to: &address) { pointer in
+                    pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && listen(listener, 8) == 0 && getsockname(listener, $0, &length) == 0 }
+                }
+                try check(bound, "could not open a listener on 127.0.0.1")
+                let port = Int(UInt16(bigEndian: address.sin_port))
+                let probe = "const s=require('net').connect({host:process.argv[1],port:+process.argv[2]}); s.setTimeout(5000,()=>{console.log('ETIMEDOUT');process.exit(2)}); s.on('connect',()=>{console.log('connected');process.exit(0)}); s.on('error',(e)=>{console.log(e.code);process.exit(1)})"
+                try await withRegistry(packages: fixturePackages) { registry in
+                    var config = BootConfig()
+                    try await withMachine({ spec in
+                        spec.restrictEgress = true
+                        spec.offer("registry", TunnelTarget(port: registry.port), atGuestPort: 4873, in: &config)
+                        try? spec.configure(config, in: work)
+                    }) { machine in
+                        let refused = try await machine.execute(["node", "-e", probe, "10.0.2.2", String(port)], user: nil, timeout: .seconds(60))
+                        try check(!refused.succeeded && !refused.stdout.contains("connected"), "the guest connected to 127.0.0.1:\(port) on the host: \(refused.stdout)")
+                        var pending = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+                        try check(poll(&pending, 1, 0) == 0, "the unoffered listener saw a connection from the guest")
+                        let offered = try await machine.execute(["node", "-e", probe, "127.0.0.1", "4873"], timeout: .seconds(60))
+                        try check(offered.stdout.contains("connected"), "the offered registry did not answer at the guest's 127.0.0.1:4873: \(offered.stdout)")
+                        notes.say("host loopback port \(port) not offered: \(refused.stdout.trimmingCharacters(in: .whitespacesAndNewlines)), nothing reached the listener; the offered registry answered through the tunnel")
+                        try await machine.shutdown()
+                    }
+                }
+            }
+        }
+
         @Test("the registry and every socket the testbed listens on are bound to loopback")
         func loopbackOnly() async throws {
             try await injecting("host sockets bound to loopback only", category: "security") { notes, work in

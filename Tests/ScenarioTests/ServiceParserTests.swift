@@ -61,6 +61,7 @@ struct ServiceParserTests {
         ("    services: {App: {command: x}}\n", "a service name is lower-case letters"),
         ("    forward: [0]\n", "a port is 1–65535, not 0"),
         ("    forward: {http: 80}\n", "a guest port is 1–65535, not 'http'"),
+        ("    egress: closed\n", "'offered' (the default: only the registry and forwarded ports"),
     ])
     func badMachine(line: String, message: String) {
         let error = parseError("machines:\n  web:\n" + line + "steps:\n  - boot\n")

@@ -112,6 +112,7 @@ final class PrivateLibvirtd: Sendable {
             script += "mkdir -p \(path) && mount -t tmpfs -o mode=0755 nodeos-libvirtd \(path)\n"
         }
         script += "mkdir -p /etc/libvirt && mount --bind \(directory)/etc /etc/libvirt\n"
+        script += "ip link set lo up 2>/dev/null || true\n"
         if coverKVM { script += "if [ -e /dev/kvm ]; then mount -o bind,ro \(directory)/kvm-cover /dev/kvm; fi\n" }
         script += """
             \(libvirtd) -f \(directory)/etc/libvirtd.conf -p \(directory)/libvirtd.pid &
@@ -133,7 +134,9 @@ final class PrivateLibvirtd: Sendable {
         // the shell on a thread of its own once it exits.
         let process: Subprocess.Running
         do {
-            process = try Subprocess(unshare, ["--mount", "--propagation", "private", "--", "/bin/sh", "-c", script],
+            // Its own network namespace too: its loopback is not ours, as on a
+            // remote host, so a guest reaches this host's registry only through libvirt.
+            process = try Subprocess(unshare, ["--mount", "--net", "--propagation", "private", "--", "/bin/sh", "-c", script],
                                      environment: cleanEnvironment, standardOutput: .file(directory + "/daemon.out"),
                                      standardError: .standardOutput).spawn()
         } catch {

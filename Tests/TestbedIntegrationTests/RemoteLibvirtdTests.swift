@@ -125,6 +125,55 @@ struct RemoteLibvirtdTests {
         }
     }
 
+    @Test("npm install and the web app through the remote protocol, from a daemon whose loopback is not ours")
+    func serverScenariosRemote() async throws {
+        _ = try TestbedEnvironment.requireImage()
+        guard FileManager.default.isExecutableFile(atPath: Self.binary.path) else {
+            Issue.record("the testbed binary is not built at \(Self.binary.path): run 'swift build' first")
+            return
+        }
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("remote-server-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try await withPrivateLibvirtd { daemon in
+            let ours = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")
+            let theirs = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(daemon.pid)/ns/net")
+            #expect(ours != theirs, "the daemon shares our network namespace (\(ours)): its guests could reach our loopback")
+            let scenarios = ["npm-install.yaml", "deploy-app.yaml"].map { Self.packageRoot.appendingPathComponent("scenarios/\($0)").path }
+            let result = try Self.runTestbed(["run"] + scenarios + ["--connect", daemon.uri, "--json", "run.json"], in: folder)
+            #expect(result.status == 0, "testbed run exited with \(result.status):\n\(result.stderr.suffix(6000))")
+            let report = try JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: folder.appendingPathComponent("run.json")))
+            let results = report["results"]?.elements ?? []
+            #expect(results.count == 2)
+            for scenario in results {
+                #expect(scenario["status"]?.stringValue == "passed", "\(scenario["name"]?.stringValue ?? "?"): \(scenario["failure"]?["summary"]?.stringValue ?? "")")
+                #expect(scenario["libvirtURI"]?.stringValue == daemon.uri)
+            }
+        }
+    }
+
+    @Test("a forwarded port through the remote protocol: the same checks and timings as on the embedded driver")
+    func forwardRemote() async throws {
+        let image = try TestbedEnvironment.requireImage()
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("remote-forward-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: work) }
+        try await withPrivateLibvirtd { daemon in
+            let testbed = try await Testbed(uri: daemon.uri, artifacts: try ArtifactsRun(base: work.appendingPathComponent("artifacts")))
+            var spec = MachineSpec(name: "remote-forward", image: image)
+            spec.accelerator = .tcg
+            try ForwardTests.serving(&spec, in: work)
+            do {
+                try await Machine.with(spec, in: testbed) { machine in
+                    _ = try await ForwardTests.measure(machine, label: "remote protocol")
+                }
+            } catch {
+                await testbed.close()
+                throw error
+            }
+            await testbed.close()
+        }
+    }
+
     @Test("the shipped scenarios on two URIs at once: the embedded driver and the private libvirtd")
     func scenariosOnTwoURIs() async throws {
         _ = try TestbedEnvironment.requireImage()

@@ -38,21 +38,7 @@ struct ServiceStep: StepKind {
     func run(_ step: Step, in execution: Execution) async throws {
         let machine = try await execution.running(step)
         let timeout = step.timeout ?? machine.deadlines.command
-        let status: ServiceStatus
-        if state == .running {
-            status = try await machine.waitForService(name, listeningOn: port, timeout: timeout)
-        } else {
-            let until = ContinuousClock.now + timeout
-            var last = try await machine.service(name)
-            while last.state != state, ContinuousClock.now < until {
-                try await Task.sleep(for: .milliseconds(250))
-                last = try await machine.service(name)
-            }
-            guard last.state == state else {
-                throw StepFailure(summary: "service \(last), not \(state.rawValue), after \(timeout.scenarioText)", machine: machine)
-            }
-            status = last
-        }
+        let status = try await machine.waitForService(name, toBe: state, listeningOn: port, timeout: timeout)
         if let restarts, !restarts.check(status.restarts) {
             throw StepFailure(summary: "service \(status): expected \(restarts) restarts", machine: machine)
         }

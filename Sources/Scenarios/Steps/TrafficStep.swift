@@ -46,6 +46,8 @@ struct TrafficStep: StepKind {
             let pcap = machine.artifacts.appendingPathComponent("capture.pcap").path
             let destinations = try Capture(contentsOf: pcap).destinations(sentBy: DomainSpec.Network.guestAddress)
             let allowed: Set<String> = switch only {
+            // The registry comes through the tunnel: on the NIC nothing is the registry's,
+            // except on a machine with `egress: open`, where it may be asked at the gateway.
             case .registry: execution.registry.map { ["\(Registry.guestGatewayHost):\($0.port)"] } ?? []
             case .none: []
             }

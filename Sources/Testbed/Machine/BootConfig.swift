@@ -45,11 +45,27 @@ public struct BootConfig: Sendable, Codable, Equatable {
         }
     }
 
+    /// Guest listeners (on its 127.0.0.1) that lead to the host through the tunnel.
+    public struct Tunnel: Sendable, Codable, Equatable {
+        public struct Listener: Sendable, Codable, Equatable {
+            public var name: String
+            public var port: Int
+            public init(name: String, port: Int) {
+                self.name = name
+                self.port = port
+            }
+        }
+
+        public var listen: [Listener]
+        public init(listen: [Listener]) { self.listen = listen }
+    }
+
     public var hostname: String?
     /// The npm registry, as the guest reaches it (e.g. `http://10.0.2.2:4873/`).
     public var registry: String?
     public var users: [String: User]
     public var services: [Service]?
+    public var tunnel: Tunnel?
 
     public init(hostname: String? = nil, registry: String? = nil, users: [String: User] = [:], services: [Service]? = nil) {
         self.hostname = hostname
@@ -105,5 +121,21 @@ extension MachineSpec {
         let file = folder.appendingPathComponent("\(name)-config.img")
         disks.removeAll { $0.serial == BootConfig.serial }
         disks.append(try config.writeVolume(to: file))
+    }
+}
+
+extension MachineSpec {
+    /// Offers a host service to the guest through the tunnel, whatever the
+    /// libvirt host: guest processes reach `target` (on this host) at
+    /// 127.0.0.1:`guestPort`. Returns that address as an http URL.
+    @discardableResult
+    public mutating func offer(_ name: String, _ target: TunnelTarget, atGuestPort guestPort: Int, in config: inout BootConfig) -> URL {
+        tunnel = true
+        tunnelTargets[name] = target
+        var listeners = config.tunnel?.listen ?? []
+        listeners.removeAll { $0.name == name }
+        listeners.append(.init(name: name, port: guestPort))
+        config.tunnel = .init(listen: listeners)
+        return URL(string: "http://127.0.0.1:\(guestPort)/")!
     }
 }

@@ -43,10 +43,13 @@ extension Machine {
         return answer["listening"]?.boolValue ?? false
     }
 
-    /// Waits until the service runs (and, with `port`, something listens
-    /// there); a service that ends up exited or in a crash loop fails at once.
+    /// Waits until the service is in `state` (by default running, and with
+    /// `port`, something listens there). Waiting for it to run, a service
+    /// that is exited, stopped or in a crash loop fails at once.
     @discardableResult
-    public func waitForService(_ name: String, listeningOn port: Int? = nil, timeout: Duration? = nil) async throws -> ServiceStatus {
+    public func waitForService(
+        _ name: String, toBe wanted: ServiceStatus.State = .running, listeningOn port: Int? = nil, timeout: Duration? = nil
+    ) async throws -> ServiceStatus {
         let timeout = timeout ?? deadlines.command
         let deadline = ContinuousClock.now + timeout
         var last: ServiceStatus?
@@ -60,10 +63,13 @@ extension Machine {
                 continue
             }
             last = status
-            if status.state == .crashLoop || status.state == .exited || status.state == .stopped {
+            if wanted == .running, status.state == .crashLoop || status.state == .exited || status.state == .stopped {
                 throw context.failure(.commandFailed, "service \(status) while waiting for it to run")
             }
-            if status.state == .running {
+            if status.state == wanted, wanted != .running {
+                return status
+            }
+            if status.state == .running, wanted == .running {
                 if let port {
                     if try await isListening(port) { return status }
                 } else {
@@ -72,6 +78,6 @@ extension Machine {
             }
             try await Task.sleep(for: .milliseconds(250))
         }
-        throw context.failure(.timeout, "service '\(name)' was not running\(port.map { " and listening on port \($0)" } ?? "") within \(timeout.formattedSeconds); last: \(last.map(\.description) ?? "no answer")")
+        throw context.failure(.timeout, "service '\(name)' was not \(wanted.rawValue)\(port.map { " and listening on port \($0)" } ?? "") within \(timeout.formattedSeconds); last: \(last.map(\.description) ?? "no answer")")
     }
 }

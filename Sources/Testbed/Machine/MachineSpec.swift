@@ -63,6 +63,10 @@ public struct MachineSpec: Sendable {
     public var disks: [DomainSpec.Disk] = []
     /// A user-mode NIC (QEMU slirp).
     public var network: Bool = true
+    /// The NIC lets the guest open no connection (QEMU `restrict=on`): it
+    /// reaches only what the tunnel offers (``tunnelTargets``). Scenarios set
+    /// it by default; the Swift API leaves the NIC open unless asked.
+    public var restrictEgress: Bool = false
     /// Capture the NIC's traffic into `capture.pcap` in the artifacts folder.
     public var capture: Bool = false
     /// The tunnel's channel (``Machine/forward(guestPort:hostPort:)``): host
@@ -110,7 +114,7 @@ public struct MachineSpec: Sendable {
         DomainSpec(
             name: name, accelerator: accelerator, memoryMiB: memoryMiB, vcpus: vcpus, emulator: emulator,
             kernel: image.kernelPath, commandLine: commandLine, rootfs: image.rootfsPath, disks: disks,
-            network: network ? DomainSpec.Network(capturePath: capturePath) : nil, tunnelChannel: tunnel,
+            network: network ? DomainSpec.Network(capturePath: capturePath, restricted: restrictEgress) : nil, tunnelChannel: tunnel,
             balloonStatsPeriod: balloonStatsPeriod, firmware: firmware)
     }
 }

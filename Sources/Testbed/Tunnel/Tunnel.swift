@@ -29,6 +29,9 @@ final class Tunnel: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Signalled when the guest's HELLO arrives or the tunnel closes, for
+    /// connections waiting on threads of their own.
+    private let greeting = NSCondition()
     /// The channel's stream, kept here so that it is closed off libvirt's event loop.
     private let channel = Mutex<(any Sendable)?>(nil)
     private let sender = Mutex<(@Sendable ([UInt8]) throws -> Void)?>(nil)
@@ -74,6 +77,7 @@ final class Tunnel: Sendable {
         switch frame.kind {
         case .hello?:
             state.withLock { $0.helloSeen = true }
+            wakeGreetingWaiters()
             notifier.notify()
         case .open?:
             openFromGuest(frame)
@@ -128,8 +132,10 @@ final class Tunnel: Sendable {
     func carry(fd: Int32, toGuestPort guestPort: Int, timeout: Duration) -> Result<Void, TunnelRefused> {
         // The guest answers only once its tunnel runs (after the ready line, or
         // before the packages when it listens for the registry).
-        let greetBy = ContinuousClock.now + timeout
-        while !guestGreeted, !state.withLock({ $0.closed }), ContinuousClock.now < greetBy { usleep(20_000) }
+        let greetBy = Date(timeIntervalSinceNow: Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18)
+        greeting.lock()
+        while !guestGreeted, !state.withLock({ $0.closed }), greeting.wait(until: greetBy) {}
+        greeting.unlock()
         guard guestGreeted else {
             HostSocket.close(fd)
             return .failure(TunnelRefused(reason: "the guest's tunnel did not answer within \(timeout.formattedSeconds)"))
@@ -176,6 +182,7 @@ final class Tunnel: Sendable {
         guard first else { return }
         sender.withLock { $0 = nil }
         dropAll()
+        wakeGreetingWaiters()
         notifier.notify()
     }
 
@@ -188,6 +195,14 @@ final class Tunnel: Sendable {
         }
         dropAll()
         send(TunnelFrame(.hello, id: 0, payload: Array(#"{"version":\#(TunnelProtocol.version)}"#.utf8)))
+    }
+
+    /// Under the condition's lock: a waiter checks and waits holding it, so it
+    /// cannot miss this.
+    private func wakeGreetingWaiters() {
+        greeting.lock()
+        greeting.broadcast()
+        greeting.unlock()
     }
 
     /// Hands back the channel's stream (to close it), once.

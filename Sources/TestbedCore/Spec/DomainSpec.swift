@@ -45,9 +45,14 @@ public struct DomainSpec: Sendable, Equatable {
         public var model: String
         /// QEMU `filter-dump` target; `nil` captures nothing.
         public var capturePath: String?
-        public init(model: String = "virtio", capturePath: String? = nil) {
+        /// No way out: QEMU's `restrict=on` drops every connection the guest
+        /// opens through the NIC (to the host's loopback at 10.0.2.2 and
+        /// beyond). What a guest is offered goes through the tunnel instead.
+        public var restricted: Bool
+        public init(model: String = "virtio", capturePath: String? = nil, restricted: Bool = false) {
             self.model = model
             self.capturePath = capturePath
+            self.restricted = restricted
         }
     }
 
@@ -147,7 +152,7 @@ public struct DomainSpec: Sendable, Equatable {
         // up at boot (virtio_console_init ~27 -> ~17 ms under TCG with 2).
         // Port 0 is reserved for a console, so the agent's port is 1 and the tunnel's 2.
         if agentChannel || tunnelChannel { x.append("    <controller type='virtio-serial' index='0' ports='\(tunnelChannel ? 3 : 2)'/>") }
-        if let network {
+        if let network, !network.restricted {
             x.append("    <interface type='user'>")
             x.append("      <model type='\(escape(network.model))'/>")
             x.append("    </interface>")
@@ -195,10 +200,21 @@ public struct DomainSpec: Sendable, Equatable {
         x.append("      </qemu:frontend>")
         x.append("    </qemu:device>")
         x.append("  </qemu:override>")
+        var arguments: [String] = []
+        // libvirt's user interface has no `restrict`: the restricted NIC is
+        // QEMU's own, under the netdev id libvirt would have given it, in the
+        // last PCI slot (QEMU reads these arguments before libvirt's devices,
+        // which take the low slots by address).
+        if let network, network.restricted {
+            arguments += ["-netdev", "user,id=\(Self.firstNetdevID),restrict=on",
+                          "-device", "\(network.model == "virtio" ? "virtio-net-pci" : network.model),netdev=\(Self.firstNetdevID),id=net0,bus=pci.0,addr=0x1f"]
+        }
         if let capture {
+            arguments += ["-object", "filter-dump,id=capture0,netdev=\(Self.firstNetdevID),file=\(capture.replacingOccurrences(of: ",", with: ",,"))"]
+        }
+        if !arguments.isEmpty {
             x.append("  <qemu:commandline>")
-            x.append("    <qemu:arg value='-object'/>")
-            x.append("    <qemu:arg value='filter-dump,id=capture0,netdev=\(Self.firstNetdevID),file=\(escape(capture.replacingOccurrences(of: ",", with: ",,")))'/>")
+            for argument in arguments { x.append("    <qemu:arg value='\(escape(argument))'/>") }
             x.append("  </qemu:commandline>")
         }
         x.append("</domain>")
