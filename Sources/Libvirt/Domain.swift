@@ -62,6 +62,11 @@ public final class Domain: @unchecked Sendable {
         virDomainIsActive(handle) == 1
     }
 
+    /// Changes a device of the running domain (e.g. an interface's link state).
+    public func updateDevice(xml: String) throws(LibvirtError) {
+        try Libvirt.call("updating a device of domain '\(name)'") { virDomainUpdateDeviceFlags(handle, xml, UInt32(VIR_DOMAIN_AFFECT_LIVE.rawValue)) }
+    }
+
     /// Resumes a paused domain.
     public func resume() throws(LibvirtError) {
         try Libvirt.call("resuming domain '\(name)'") { virDomainResume(handle) }

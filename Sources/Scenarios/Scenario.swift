@@ -150,6 +150,22 @@ public struct MachineDefinition: Sendable {
     public var forwards: [Forward] = []
     /// Whether the machine gets the tunnel's channel: it forwards ports, or a step talks to one.
     public var tunnel = false
+    /// One end of a scenario network: the `index`th network, this machine at
+    /// `end` (0 or 1), `peer` at the other.
+    public struct NetworkEnd: Sendable, Equatable {
+        public var network: String
+        public var index: Int
+        public var end: Int
+        public var peer: String
+
+        /// 192.168.(60+index).(end+1)/24, and a MAC to match.
+        public var address: String { "192.168.\(60 + index).\(end + 1)" }
+        public var peerAddress: String { "192.168.\(60 + index).\(2 - end)" }
+        public var mac: String { String(format: "52:54:00:%02x:00:%02x", 60 + index, end + 1) }
+    }
+
+    /// The networks it is on.
+    public var networks: [NetworkEnd] = []
     /// `egress: open`: the NIC reaches the host's loopback and beyond; by
     /// default it lets the guest open no connection at all.
     public var openEgress = false

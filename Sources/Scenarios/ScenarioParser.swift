@@ -119,7 +119,7 @@ struct Reader {
             throw yamlError(error)
         }
         let top = Field(node: root, path: "")
-        let keys = try mapping(top, allowed: ["name", "description", "timeout", "variables", "registry", "machines", "steps"])
+        let keys = try mapping(top, allowed: ["name", "description", "timeout", "variables", "registry", "machines", "networks", "steps"])
 
         // Variables first: everything after may use them.
         var declared: [String: String] = [:]
@@ -155,6 +155,8 @@ struct Reader {
                 machines.append(try machine(key, child, keyNode: keyNode))
             }
         }
+
+        if let value = keys["networks"] { try networks(value, machines: &machines) }
 
         guard let stepsField = keys["steps"] else {
             throw ScenarioError(location: location(root), field: "steps", message: "missing: a scenario needs 'steps', a list of what to do")

@@ -266,6 +266,13 @@ final class Execution: @unchecked Sendable {
         if let packages = scenario.registry {
             registry = try await Registry.start(packages: packages)
         }
+        // Each network's two ends receive on ports of their own on the QEMU host's loopback.
+        var linkPorts: [Int: [Int]] = [:]
+        for definition in scenario.machines {
+            for end in definition.networks where linkPorts[end.index] == nil {
+                linkPorts[end.index] = [try Self.freeUDPPort(), try Self.freeUDPPort()]
+            }
+        }
         for definition in scenario.machines {
             let state = states[definition.name]!
             let image = try NodeOSImage(directory: definition.image)
@@ -307,7 +314,16 @@ final class Execution: @unchecked Sendable {
                 config.users[home.user] = .init(uid: home.uid)
             }
             if !definition.services.isEmpty { config.services = definition.services }
-            if config.hostname != nil || config.registry != nil || !config.users.isEmpty || config.services != nil || config.tunnel != nil {
+            for end in definition.networks {
+                let ports = linkPorts[end.index]!
+                spec.links.append(DomainSpec.Link(name: end.network, mac: end.mac, localPort: ports[end.end], remotePort: ports[1 - end.end],
+                                                  capturePath: folder.appendingPathComponent("\(definition.name)-\(end.network).pcap").path))
+                config.networks = (config.networks ?? []) + [.init(mac: end.mac, address: end.address)]
+                let peer = scenario.machine(named: end.peer)
+                config.hosts = (config.hosts ?? [:]).merging([end.peer: end.peerAddress]) { first, _ in first }
+                if let host = peer?.hostname, host != end.peer { config.hosts?[host] = end.peerAddress }
+            }
+            if config.hostname != nil || config.registry != nil || !config.users.isEmpty || config.services != nil || config.tunnel != nil || config.networks != nil {
                 try spec.configure(config, in: volumes)
             }
             state.spec = spec
@@ -315,6 +331,22 @@ final class Execution: @unchecked Sendable {
     }
 
     // MARK: Steps
+
+    /// A UDP port free on this host's loopback now (libvirt's udp link needs two per network).
+    static func freeUDPPort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        guard fd >= 0 else { throw StepFailure(summary: "no socket for a network's port", kind: .error) }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard ok else { throw StepFailure(summary: "no free UDP port on 127.0.0.1 for a network", kind: .error) }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
 
     /// Where guests reach the registry: their own loopback, led to the host's registry by the tunnel.
     static let registryGuestPort = 4873

@@ -70,3 +70,35 @@ struct ServiceParserTests {
         #expect(error?.message.contains(message) == true, "\(error?.message ?? "no error")")
     }
 }
+
+@Suite("Scenario files: networks")
+struct NetworkParserTests {
+    static let machines = "machines:\n  a: {}\n  b: {}\n  c: {}\n"
+
+    @Test("a network joins two machines: addresses, MACs and peers on both ends; link steps name one")
+    func parsed() throws {
+        let scenario = try parse(Self.machines + "networks:\n  lan: [a, b]\n  back: [b, c]\nsteps:\n  - boot: a\n  - link-down: lan\n    machine: a\n")
+        let b = try #require(scenario.machine(named: "b"))
+        #expect(b.networks == [.init(network: "lan", index: 0, end: 1, peer: "a"), .init(network: "back", index: 1, end: 0, peer: "c")])
+        #expect(b.networks[0].address == "192.168.60.2" && b.networks[0].peerAddress == "192.168.60.1" && b.networks[1].mac == "52:54:00:3d:00:01")
+        #expect((scenario.steps[1].action as? LinkStep)?.up == false)
+    }
+
+    @Test("bad networks name their place", arguments: [
+        ("networks:\n  lan: [a, x]\n", 6, 8, "no machine 'x' in this scenario"),
+        ("networks:\n  lan: [a, b, c]\n", 6, 8, "a network joins exactly two machines"),
+        ("networks:\n  lan: [a, a]\n", 6, 8, "the same one twice"),
+        ("networks:\n  Lan: [a, b]\n", 6, 3, "a network name is lower-case letters"),
+    ])
+    func bad(text: String, line: Int, column: Int, message: String) {
+        let error = parseError(Self.machines + text + "steps:\n  - boot: a\n")
+        #expect(error?.location == SourceLocation(file: "file.yaml", line: line, column: column))
+        #expect(error?.message.contains(message) == true, "\(error?.message ?? "no error")")
+    }
+
+    @Test("a link step names a network its machine is on")
+    func badLinkStep() {
+        let error = parseError(Self.machines + "networks:\n  lan: [a, b]\nsteps:\n  - boot: c\n  - link-down: lan\n    machine: c\n")
+        #expect(error?.message.contains("machine 'c' is on no network 'lan'") == true, "\(error?.message ?? "no error")")
+    }
+}

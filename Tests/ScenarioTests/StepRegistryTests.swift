@@ -51,6 +51,7 @@ struct StepRegistryTests {
             "stop-service": lifecycle, "start-service": lifecycle, "restart-service": lifecycle,
             "kill-service": lifecycle.union(["signal"]),
             "http": lifecycle.union(["port", "headers", "body", "status", "response", "response-headers", "json"]),
+            "link-down": ["machine", "name"], "link-up": ["machine", "name"],
         ]
         #expect(StepRegistry.keys == expected)
         #expect(StepRegistry.bareKeywords == ["boot", "reboot", "shutdown", "crash"])

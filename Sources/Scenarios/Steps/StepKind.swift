@@ -81,7 +81,7 @@ enum StepRegistry {
     /// In the README's order.
     static let all: [any StepKind.Type] = [
         BootStep.self, LifecycleStep.self, ExpectStep.self, SendStep.self, ExecStep.self, WaitUntilSucceedsStep.self,
-        InstallStep.self, FileStep.self, ServiceStep.self, ServiceControlStep.self, HTTPStep.self,
+        InstallStep.self, FileStep.self, ServiceStep.self, ServiceControlStep.self, HTTPStep.self, LinkStep.self,
         BootPhasesStep.self, MemoryStep.self, TrafficStep.self, FsckStep.self, SleepStep.self,
     ]
 

@@ -67,6 +67,22 @@ public struct BootConfig: Sendable, Codable, Equatable {
     public var services: [Service]?
     public var tunnel: Tunnel?
 
+    /// A NIC of a private network, found by its MAC in the guest.
+    public struct Network: Sendable, Codable, Equatable {
+        public var mac: String
+        public var address: String
+        public var prefix: Int
+        public init(mac: String, address: String, prefix: Int = 24) {
+            self.mac = mac
+            self.address = address
+            self.prefix = prefix
+        }
+    }
+
+    public var networks: [Network]?
+    /// Host names → addresses for the guest's /etc/hosts.
+    public var hosts: [String: String]?
+
     public init(hostname: String? = nil, registry: String? = nil, users: [String: User] = [:], services: [Service]? = nil) {
         self.hostname = hostname
         self.registry = registry

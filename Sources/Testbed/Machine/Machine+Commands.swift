@@ -179,3 +179,21 @@ extension Machine {
         return forward
     }
 }
+
+extension Machine {
+    // MARK: Links
+
+    /// Cuts (`up: false`) or restores one of the machine's private links, as
+    /// pulling or plugging its cable would: the guest sees its carrier go.
+    public func setLink(_ name: String, up: Bool) async throws {
+        guard let link = spec.links.first(where: { $0.name == name }) else {
+            throw context.failure(.testbed, "no link '\(name)' on this machine (links: \(spec.links.map(\.name).joined(separator: ", ")))")
+        }
+        let domain = self.domain
+        do {
+            try await Blocking.run { try domain.updateDevice(xml: link.xml(up: up)) }
+        } catch let error as LibvirtError {
+            throw context.failure(.testbed, "setting link '\(name)' \(up ? "up" : "down"): \(error)")
+        }
+    }
+}

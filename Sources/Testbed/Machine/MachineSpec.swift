@@ -75,6 +75,8 @@ public struct MachineSpec: Sendable {
     /// The services its boot configuration starts: their logs are saved in
     /// the artifacts (`services/NAME.log`) before the machine goes down.
     public var serviceNames: [String] = []
+    /// Private point-to-point links to other machines (a scenario's `networks`).
+    public var links: [DomainSpec.Link] = []
     /// Where the guest's tunnel listeners (its config's `tunnel.listen`) lead on this host, by name.
     public var tunnelTargets: [String: TunnelTarget] = [:]
     /// `nil`: decided by the testbed's probe (KVM only where it was shown to work).
@@ -111,11 +113,13 @@ public struct MachineSpec: Sendable {
 
     /// The domain this spec becomes.
     public func domainSpec(name: String, accelerator: Accelerator, capturePath: String?) -> DomainSpec {
-        DomainSpec(
+        var spec = DomainSpec(
             name: name, accelerator: accelerator, memoryMiB: memoryMiB, vcpus: vcpus, emulator: emulator,
             kernel: image.kernelPath, commandLine: commandLine, rootfs: image.rootfsPath, disks: disks,
             network: network ? DomainSpec.Network(capturePath: capturePath, restricted: restrictEgress) : nil, tunnelChannel: tunnel,
             balloonStatsPeriod: balloonStatsPeriod, firmware: firmware)
+        spec.links = links
+        return spec
     }
 }
 

@@ -56,6 +56,44 @@ public struct DomainSpec: Sendable, Equatable {
         }
     }
 
+    /// One end of a private point-to-point Ethernet link between two
+    /// machines: libvirt's `udp` interface, which needs no privilege and no
+    /// host network (the frames travel as UDP datagrams on the QEMU host's loopback).
+    public struct Link: Sendable, Equatable {
+        public var name: String
+        public var mac: String
+        /// Where this end receives, and where the other end does.
+        public var localPort: Int
+        public var remotePort: Int
+        /// QEMU `filter-dump` target for this link; `nil` captures nothing.
+        public var capturePath: String?
+        public init(name: String, mac: String, localPort: Int, remotePort: Int, capturePath: String? = nil) {
+            self.name = name
+            self.mac = mac
+            self.localPort = localPort
+            self.remotePort = remotePort
+            self.capturePath = capturePath
+        }
+
+        /// The interface's alias (user aliases must start with `ua-`), for link-state changes.
+        public var alias: String { "ua-link-\(name)" }
+
+        /// The interface element, with its link up or down.
+        public func xml(up: Bool = true) -> String {
+            [
+                "    <interface type='udp'>",
+                "      <mac address='\(XMLText.escape(mac))'/>",
+                "      <source address='127.0.0.1' port='\(remotePort)'>",
+                "        <local address='127.0.0.1' port='\(localPort)'/>",
+                "      </source>",
+                "      <model type='virtio'/>",
+                "      <link state='\(up ? "up" : "down")'/>",
+                "      <alias name='\(XMLText.escape(alias))'/>",
+                "    </interface>",
+            ].joined(separator: "\n")
+        }
+    }
+
     public var name: String
     public var accelerator: Accelerator
     public var memoryMiB: Int
@@ -68,6 +106,8 @@ public struct DomainSpec: Sendable, Equatable {
     public var rootfs: String
     public var disks: [Disk]
     public var network: Network?
+    /// Private links to other machines, after the user-mode NIC.
+    public var links: [Link] = []
     /// The agent's virtio-serial channel (`org.nodeos.agent`).
     public var agentChannel: Bool
     /// The tunnel's virtio-serial channel (`org.nodeos.tunnel`): forwarded
@@ -85,6 +125,14 @@ public struct DomainSpec: Sendable, Equatable {
     public static let qboot: String? = FileManager.default.fileExists(atPath: "/usr/share/qemu/qboot.rom") ? "/usr/share/qemu/qboot.rom" : nil
     /// The libvirt netdev id QEMU's `filter-dump` attaches to (libvirt names the first NIC's netdev `hostnet0`).
     public static let firstNetdevID = "hostnet0"
+    /// The restricted NIC's netdev, QEMU's own: libvirt numbers its interfaces' netdevs from hostnet0.
+    public static let restrictedNetdevID = "nodeosnet0"
+
+    /// The netdev id of the user-mode NIC, for its capture.
+    var userNetdevID: String { network?.restricted == true ? Self.restrictedNetdevID : Self.firstNetdevID }
+
+    /// The netdev id libvirt gives a device with an alias: `host` and the alias.
+    static func netdevID(_ link: Link) -> String { "host\(link.alias)" }
 
     public init(
         name: String, accelerator: Accelerator = .tcg, memoryMiB: Int = 256, vcpus: Int = 1,
@@ -157,6 +205,7 @@ public struct DomainSpec: Sendable, Equatable {
             x.append("      <model type='\(escape(network.model))'/>")
             x.append("    </interface>")
         }
+        for link in links { x.append(link.xml()) }
         x.append("    <serial type='pty'>")
         x.append("      <target port='0'/>")
         x.append("    </serial>")
@@ -206,11 +255,15 @@ public struct DomainSpec: Sendable, Equatable {
         // last PCI slot (QEMU reads these arguments before libvirt's devices,
         // which take the low slots by address).
         if let network, network.restricted {
-            arguments += ["-netdev", "user,id=\(Self.firstNetdevID),restrict=on",
-                          "-device", "\(network.model == "virtio" ? "virtio-net-pci" : network.model),netdev=\(Self.firstNetdevID),id=net0,bus=pci.0,addr=0x1f"]
+            arguments += ["-netdev", "user,id=\(Self.restrictedNetdevID),restrict=on",
+                          "-device", "\(network.model == "virtio" ? "virtio-net-pci" : network.model),netdev=\(Self.restrictedNetdevID),id=nodeosnic0,bus=pci.0,addr=0x1f"]
         }
         if let capture {
-            arguments += ["-object", "filter-dump,id=capture0,netdev=\(Self.firstNetdevID),file=\(capture.replacingOccurrences(of: ",", with: ",,"))"]
+            arguments += ["-object", "filter-dump,id=capture0,netdev=\(userNetdevID),file=\(capture.replacingOccurrences(of: ",", with: ",,"))"]
+        }
+        for link in links {
+            guard let path = link.capturePath else { continue }
+            arguments += ["-object", "filter-dump,id=capture-\(link.name),netdev=\(Self.netdevID(link)),file=\(path.replacingOccurrences(of: ",", with: ",,"))"]
         }
         if !arguments.isEmpty {
             x.append("  <qemu:commandline>")
