@@ -15,7 +15,8 @@ extension PortForward {
             case .failure(let error): throw TestbedError.setup("http to guest port \(self.guestPort): \(error)")
             }
             defer { HostSocket.close(fd) }
-            var timeval = timeval(tv_sec: Int(timeout.components.seconds), tv_usec: 0)
+            // A zero timeval would mean no timeout at all.
+            var timeval = timeval(tv_sec: max(1, Int(timeout.components.seconds)), tv_usec: 0)
             _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeval, socklen_t(MemoryLayout<timeval>.size))
             _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeval, socklen_t(MemoryLayout<timeval>.size))
             let out = request.encoded(host: "127.0.0.1:\(self.hostPort)")
