@@ -90,6 +90,20 @@ enum HostSocket {
         return .success((fd, Int(UInt16(bigEndian: actual.sin_port))))
     }
 
+    /// A UDP port free on 127.0.0.1 now.
+    static func freeUDPPort() -> Result<Int, Failure> {
+        guard var address = address("127.0.0.1", 0) else { return .failure(Failure(code: "EINVAL", message: "no loopback address")) }
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return .failure(.errno("socket")) }
+        defer { close(fd) }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard ok else { return .failure(.errno("binding a UDP port on 127.0.0.1")) }
+        return .success(Int(UInt16(bigEndian: address.sin_port)))
+    }
+
     /// The next connection, or nil once the listener is shut down.
     static func accept(_ listener: Int32) -> Int32? {
         while true {
@@ -111,5 +125,16 @@ enum HostSocket {
     private static func setNoDelay(_ fd: Int32) {
         var one: Int32 = 1
         _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    }
+}
+
+/// Ports on this host's loopback, for what QEMU binds there (a network's udp link).
+public enum LoopbackPorts {
+    /// A UDP port free on 127.0.0.1 now.
+    public static func freeUDP() throws -> Int {
+        switch HostSocket.freeUDPPort() {
+        case .success(let port): return port
+        case .failure(let error): throw TestbedError.setup("no free UDP port for a network: \(error)")
+        }
     }
 }
